@@ -1,0 +1,139 @@
+"""Per-space Pydantic masks: the JSON schema an LLM fills in and the validator of what it returns.
+
+:func:`mask_model` builds, for a space and a per-layer op limit, a model with one field per layer
+(``list[Literal[<that layer's ops>]]``; on DARTS an object with ``ops`` and ``inputs``), ``extra="forbid"``
+and a ``rationale``. The same class rejects masks that leave no usable architecture, so an invalid mask
+can never reach the search.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from lapt.errors import UserError
+from lapt.spaces import MaskSpec, SearchSpace
+
+
+class MaskBase(BaseModel):
+    """Common behaviour of every generated mask class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rationale: str = Field(default="", description="Why these ops (and inputs) are allowed, citing principles.")
+
+    def layer_choices(self) -> dict[str, Any]:
+        """The per-layer fields, without the rationale."""
+        return {k: v for k, v in self if k != "rationale"}
+
+
+def _dedupe(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _reaches_output(space: SearchSpace, ops_by_layer: dict[str, list[str]]) -> bool:
+    """For cell spaces with ``edge_i_j`` layers: is there an input->output path avoiding forced ``none``?"""
+    edges = []
+    for name, ops in ops_by_layer.items():
+        parts = name.split("_")
+        if len(parts) != 3 or parts[0] != "edge":
+            return True  # not an edge-named cell (user space): connectivity is not ours to judge
+        if any(op != "none" for op in ops):
+            edges.append((int(parts[1]), int(parts[2])))
+    if not edges and ops_by_layer:
+        return False
+    last = max(j for name in ops_by_layer for j in [int(name.split("_")[2])])
+    reach = {0}
+    for i, j in sorted(edges, key=lambda e: e[1]):
+        if i in reach:
+            reach.add(j)
+    return last in reach
+
+
+@functools.lru_cache(maxsize=64)
+def mask_model(space: SearchSpace, max_ops: int | None = None) -> type[MaskBase]:
+    """Build the mask class of ``space`` allowing at most ``max_ops`` ops per layer (None: no limit)."""
+    fields: dict[str, Any] = {}
+    for layer in space.layers:
+        op_t: Any = Literal[layer.ops]
+        ops_field = Field(min_length=1, max_length=max_ops, description=f"Allowed ops on {layer.description}.")
+        if layer.inputs:
+            in_t: Any = Literal[layer.inputs]
+            node = create_model(
+                f"{space.name}_{layer.name}",
+                __config__=ConfigDict(extra="forbid"),
+                ops=(list[op_t], ops_field),
+                inputs=(
+                    list[in_t],
+                    Field(min_length=2, description="Allowed input states (at least 2: a node takes two)."),
+                ),
+            )
+            fields[layer.name] = (node, Field(description=layer.description))
+        else:
+            fields[layer.name] = (list[op_t], ops_field)
+
+    def _check(self: MaskBase) -> MaskBase:
+        choices = self.layer_choices()
+        for name, value in choices.items():
+            if isinstance(value, BaseModel):
+                value.ops = _dedupe(value.ops)  # type: ignore[attr-defined]
+                value.inputs = _dedupe(value.inputs)  # type: ignore[attr-defined]
+                if len(value.inputs) < 2:  # type: ignore[attr-defined]
+                    raise ValueError(f"{name}: a node needs at least 2 distinct allowed inputs")
+            else:
+                object.__setattr__(self, name, _dedupe(value))
+        if not space.has_inputs and not _reaches_output(space, {k: getattr(self, k) for k in choices}):
+            raise ValueError("the mask leaves no valid architecture: every path from input to output is 'none'")
+        return self
+
+    validators: dict[str, Any] = {"check_region": model_validator(mode="after")(_check)}
+    model: type[MaskBase] = create_model(
+        f"{space.name.title()}Mask", __base__=MaskBase, __validators__=validators, **fields
+    )
+    return model
+
+
+def to_spec(space: SearchSpace, mask: MaskBase) -> MaskSpec:
+    """Compact, canonical-order form of a validated mask for strategies."""
+    ops: list[tuple[str, ...]] = []
+    inputs: list[tuple[int, ...]] = []
+    for layer in space.layers:
+        value = getattr(mask, layer.name)
+        allowed_ops = value.ops if layer.inputs else value
+        ops.append(tuple(op for op in layer.ops if op in allowed_ops))
+        if layer.inputs:
+            inputs.append(tuple(i for i in layer.inputs if i in value.inputs))
+    return MaskSpec(ops=tuple(ops), inputs=tuple(inputs))
+
+
+def from_spec(space: SearchSpace, spec: MaskSpec, rationale: str = "") -> MaskBase:
+    """The Pydantic mask equal to ``spec`` (no op limit), validated."""
+    return mask_model(space)(rationale=rationale, **spec.as_dict(space.layer_names))
+
+
+def full_mask(space: SearchSpace, rationale: str = "the full space") -> MaskBase:
+    """The mask allowing everything."""
+    return from_spec(space, space.full_mask(), rationale)
+
+
+def parse_mask(space: SearchSpace, data: Any, max_ops: int | None = None, origin: str = "mask") -> MaskBase:
+    """Validate user-supplied mask data; raise UserError with the first problem on one line."""
+    try:
+        return mask_model(space, max_ops).model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "mask"
+        raise UserError(f"{origin}: invalid mask at {where}: {err['msg']}") from e
+
+
+def mask_summary(space: SearchSpace, spec: MaskSpec) -> str:
+    """One line per layer, for terminals and logs."""
+    lines = []
+    for i, layer in enumerate(space.layers):
+        text = ", ".join(spec.ops[i])
+        if spec.inputs:
+            text += f"  inputs {list(spec.inputs[i])}"
+        lines.append(f"  {layer.name:<16} {text}")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""Benchmark tables shipped inside the package, verified against their sha256 on load.
+
+Tables are dense arrays in the canonical enumeration order of their space, so a lookup is one index
+computation and one array read. Every metric is "higher is better" (room_layout is a negative loss).
+NAS-Bench-201 has validation and test accuracy; TransNAS-Bench-101 publishes one final validation
+metric per task, so its ``test`` is None and reports fall back to it explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lapt.errors import TableIntegrityError, UserError
+from lapt.spaces import Genotype, SearchSpace, get_space
+from lapt.spaces.cell import CellSpace
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+# table name -> (space, file, fidelity label)
+TABLES: dict[str, tuple[str, str, str]] = {
+    "nb201": ("nb201", "nb201_200epoch.npz", "200 epochs"),
+    "nb201-12epoch": ("nb201", "nb201_12epoch.npz", "12 epochs"),
+    "tnb101": ("tnb101", "tnb101_micro.npz", "final epoch"),
+}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Metrics of one architecture on one task: selection uses ``val``; ``test`` is only reported."""
+
+    val: float
+    test: float | None
+
+
+def read_verified(name: str, data_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """Read a shipped ``.npz`` after checking its sha256 against ``tables.json``.
+
+    Raises:
+        TableIntegrityError: the file is missing, truncated or altered.
+    """
+    base = data_dir or DATA_DIR
+    path = base / name
+    try:
+        manifest = json.loads((base / "tables.json").read_text())
+        expected = manifest[name]["sha256"]
+        data = path.read_bytes()
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise TableIntegrityError(f"benchmark table {path} cannot be read: {e}") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise TableIntegrityError(
+            f"benchmark table {path} is corrupted or truncated (sha256 {digest[:12]}..., "
+            f"expected {expected[:12]}...); reinstall lapt"
+        )
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise TableIntegrityError(f"benchmark table {path} cannot be decoded: {e}") from e
+
+
+class BenchmarkTable:
+    """Validation (and, where published, test) metrics of every architecture of a cell space."""
+
+    def __init__(self, name: str, space: CellSpace, arrays: dict[str, np.ndarray], fidelity: str):
+        self.name = name
+        self.space = space
+        self.fidelity = fidelity
+        self._val: dict[str, np.ndarray] = {}
+        self._test: dict[str, np.ndarray] = {}
+        for key, arr in arrays.items():
+            if "/" not in key:
+                continue
+            task, split = key.split("/", 1)
+            if arr.shape != (space.size(),):
+                raise TableIntegrityError(f"table {name}: {key} has shape {arr.shape}, expected ({space.size()},)")
+            (self._val if split == "val" else self._test)[task] = arr
+        self.tasks: tuple[str, ...] = tuple(t for t in space.tasks if t in self._val)
+
+    @property
+    def has_test(self) -> bool:
+        """True when the benchmark publishes a separate test metric."""
+        return bool(self._test)
+
+    def check_task(self, task: str) -> str:
+        """Return ``task`` if this table has it; raise UserError naming the known tasks otherwise."""
+        if task not in self._val:
+            raise UserError(f"unknown task {task!r} for {self.space.name} (known: {', '.join(self.tasks)})")
+        return task
+
+    def lookup(self, genotype: Genotype, task: str) -> Metrics:
+        """Metrics of ``genotype`` on ``task``."""
+        self.check_task(task)
+        i = self.space.index(genotype)
+        test = self._test.get(task)
+        return Metrics(val=float(self._val[task][i]), test=None if test is None else float(test[i]))
+
+    def values(self, task: str, split: str = "val") -> np.ndarray:
+        """The whole column, indexed like :meth:`CellSpace.index`; test falls back to val if absent."""
+        self.check_task(task)
+        if split == "test" and task in self._test:
+            return self._test[task]
+        return self._val[task]
+
+    def top(self, task: str, k: int) -> list[tuple[Genotype, float]]:
+        """The ``k`` best architectures by validation metric, best first (ties broken by index)."""
+        val = self.values(task, "val")
+        order = np.lexsort((np.arange(val.size), -val))[:k]
+        return [(self.space.from_index(int(i)), float(val[i])) for i in order]
+
+
+@functools.cache
+def load_table(name: str) -> BenchmarkTable:
+    """Load (once per process) the shipped table called ``name``: nb201, nb201-12epoch or tnb101."""
+    if name not in TABLES:
+        raise UserError(f"unknown benchmark table {name!r} (known: {', '.join(TABLES)})")
+    space_name, file, fidelity = TABLES[name]
+    space = get_space(space_name)
+    if not isinstance(space, CellSpace):
+        raise UserError(f"space {space_name} has no benchmark table")
+    return BenchmarkTable(name, space, read_verified(file), fidelity)
+
+
+def table_for_space(space: SearchSpace) -> BenchmarkTable | None:
+    """The default (highest-fidelity) table of a built-in space, or None (DARTS has none)."""
+    return load_table(space.name) if space.name in TABLES else None
+
+
+@functools.cache
+def load_latency() -> tuple[tuple[str, ...], np.ndarray]:
+    """NB201 latency in ms: (device names, array[cell index, device])."""
+    arrays = read_verified("nb201_latency_ms.npz")
+    return tuple(str(d) for d in arrays["devices"]), arrays["latency_ms"]

@@ -1,0 +1,76 @@
+"""Evaluators: turn (space, genotype, task) into metrics, by table lookup or by real training.
+
+An evaluator never raises for a bad architecture: the outcome carries ``status="failed"`` and the
+reason, because a NAS run must survive a network that cannot be built or trained.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from lapt.errors import UserError
+from lapt.spaces import Genotype, SearchSpace
+from lapt.tables import BenchmarkTable, load_table
+
+
+class Outcome(BaseModel):
+    """What one evaluation produced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str  # "ok" or "failed"
+    val: float | None = None
+    test: float | None = None
+    cost_s: float = 0.0
+    error: str | None = None
+    extras: dict[str, Any] = {}
+
+
+class Evaluator(Protocol):
+    """Anything that scores architectures; ``settings`` keys the evaluation cache."""
+
+    name: str
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes the result (table name, epochs, seed...)."""
+        ...
+
+    def evaluate(self, space: SearchSpace, genotype: Genotype, task: str) -> Outcome:
+        """Score one architecture on ``task``."""
+        ...
+
+
+class TabularEvaluator:
+    """Look metrics up in a shipped benchmark table (NAS-Bench-201, TransNAS-Bench-101 micro)."""
+
+    name = "table"
+
+    def __init__(self, table: BenchmarkTable):
+        self.table = table
+
+    @classmethod
+    def for_space(cls, space: SearchSpace, table_name: str | None = None) -> TabularEvaluator:
+        """The default table of ``space`` (or ``table_name``); UserError if the space has none."""
+        if table_name is None:
+            from lapt.tables import TABLES
+
+            if space.name not in TABLES:
+                raise UserError(
+                    f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate by training"
+                )
+            table_name = space.name
+        table = load_table(table_name)
+        if table.space.name != space.name:
+            raise UserError(f"table {table_name!r} belongs to space {table.space.name!r}, not {space.name!r}")
+        return cls(table)
+
+    def settings(self) -> dict[str, Any]:
+        return {"evaluator": self.name, "table": self.table.name}
+
+    def evaluate(self, space: SearchSpace, genotype: Genotype, task: str) -> Outcome:
+        start = time.perf_counter()
+        m = self.table.lookup(genotype, task)
+        return Outcome(status="ok", val=m.val, test=m.test, cost_s=time.perf_counter() - start)
