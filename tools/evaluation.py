@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from lapt.errors import UserError
+from lapt.schemas import Trial, TrialStatus
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tables import BenchmarkTable, load_table
 
@@ -53,15 +54,19 @@ class TabularEvaluator:
 
     @classmethod
     def for_space(cls, space: SearchSpace, table_name: str | None = None) -> TabularEvaluator:
-        """The default table of ``space`` (or ``table_name``); UserError if the space has none."""
-        if table_name is None:
-            from lapt.tables import TABLES
+        """The default table of ``space`` (or ``table_name``); UserError if the space has none.
 
-            if space.name not in TABLES:
+        The default is the built-in table of a built-in space, or the table a user space file declares.
+        """
+        if table_name is None:
+            from lapt.tables import table_for
+
+            default = table_for(space)
+            if default is None:
                 raise UserError(
                     f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate by training"
                 )
-            table_name = space.name
+            return cls(default)
         table = load_table(table_name)
         if table.space.name != space.name:
             raise UserError(f"table {table_name!r} belongs to space {table.space.name!r}, not {space.name!r}")
@@ -74,3 +79,23 @@ class TabularEvaluator:
         start = time.perf_counter()
         m = self.table.lookup(genotype, task)
         return Outcome(status="ok", val=m.val, test=m.test, cost_s=time.perf_counter() - start)
+
+
+def evaluate_trial(
+    evaluator: Evaluator, space: SearchSpace, arch: str, task: str, index: int, round_: int
+) -> Trial:
+    """Evaluate ``arch`` and wrap the outcome as a Trial; a failed evaluation is a failed trial."""
+    genotype = space.from_str(arch)
+    out = evaluator.evaluate(space, genotype, task)
+    return Trial(
+        index=index,
+        arch=space.to_str(genotype),
+        task=task,
+        status=TrialStatus.OK if out.status == "ok" else TrialStatus.FAILED,
+        val=out.val,
+        test=out.test,
+        round=round_,
+        cost_s=out.cost_s,
+        error=out.error,
+        extras=out.extras,
+    )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from lapt.errors import UserError
 
 # One module per command (``lapt/cli/<name>_cmd.py``), each with ``register(subparsers)``.
-COMMAND_MODULES = ("spaces_cmd", "eval_cmd")
+COMMAND_MODULES = ("spaces_cmd", "eval_cmd", "learn_cmd", "run_cmd", "principles_cmd")
 
 
 class _Parser(argparse.ArgumentParser):

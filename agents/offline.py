@@ -1,0 +1,193 @@
+"""The offline reasoner: a real, non-LLM principle miner.
+
+It reads the same facts an LLM would (the ``payload`` of each request) and answers with the same
+schemas. Principles come from op enrichment per layer: how often an op appears among the best
+architectures and its hit rate (share of architectures using it that land in the best 5 %), compared
+with the 5 % base rate. It is the default when no LLM is configured and the baseline that shows what
+an LLM adds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from lapt.agents.reasoner import AgentReply, AgentRequest
+from lapt.evidence import HIT_QUANTILE
+from lapt.schemas import Principle, PrincipleDraft
+
+DOMINANT_SHARE = 0.9  # an op on >= 90 % of the top architectures is kept alone
+AVOID_RATIO = 0.5  # an op whose hit rate is under half the base rate is advised against
+
+
+class OfflineReasoner:
+    """Deterministic miner implementing the :class:`~lapt.agents.reasoner.Reasoner` interface."""
+
+    name = "offline"
+    model = "enrichment-miner"
+
+    def complete(self, request: AgentRequest) -> AgentReply:
+        handler = {
+            "learn": self._learn,
+            "refine": self._refine,
+            "adapt_improved": self._adapt_improved,
+            "adapt_stalled": self._adapt_stalled,
+        }[request.kind]
+        value = request.schema.model_validate(handler(request.payload))
+        return AgentReply(value=value)
+
+    # -- learning --------------------------------------------------------------------------------
+    def _learn(self, payload: dict[str, Any]) -> dict[str, Any]:
+        sources: dict[str, Any] = payload["sources"]
+        principles: list[Principle] = []
+        avoided: Counter[str] = Counter()
+        n_layers = len(payload["layers"])
+        for layer in payload["layers"]:
+            name, ops = layer["name"], layer["ops"]
+            rate = {
+                op: sum(src["stats"][name][op]["hit_rate"] for src in sources.values()) / len(sources) for op in ops
+            }
+            share = {
+                op: sum(src["stats"][name][op]["top_share"] for src in sources.values()) / len(sources) for op in ops
+            }
+            ranked = sorted(ops, key=lambda op: (-rate[op], -share[op], ops.index(op)))
+            best = ranked[0]
+            evidence = "; ".join(f"{op}: top {100 * share[op]:.0f}%, hit {100 * rate[op]:.1f}%" for op in ranked)
+            base = f"(base hit rate {100 * HIT_QUANTILE:.0f}%, sources {', '.join(sources)})"
+            if share[best] >= DOMINANT_SHARE:
+                principles.append(
+                    Principle(
+                        statement=f"{best} on {name} is essential: it appears on {100 * share[best]:.0f}% of the top "
+                        f"architectures.",
+                        evidence=f"{evidence} {base}",
+                        confidence=round(min(0.99, share[best]), 3),
+                        layer=name,
+                        favour=[best],
+                        avoid=[op for op in ranked if op != best],
+                    )
+                )
+                continue
+            avoid = [op for op in ranked[1:] if rate[op] < AVOID_RATIO * HIT_QUANTILE]
+            favour = [op for op in ranked if op not in avoid]
+            avoided.update(avoid)
+            lift = rate[best] / HIT_QUANTILE
+            principles.append(
+                Principle(
+                    statement=f"On {name}, prefer {', then '.join(favour[:3])}"
+                    + (f"; avoid {', '.join(avoid)}" if avoid else "")
+                    + f" ({best} is {lift:.1f}x enriched among the best).",
+                    evidence=f"{evidence} {base}",
+                    confidence=round(min(0.95, 0.5 + 0.5 * (share[best] - share[ranked[1]])), 3),
+                    layer=name,
+                    favour=favour,
+                    avoid=avoid,
+                )
+            )
+        for op, count in sorted(avoided.items()):
+            if count >= max(2, n_layers // 2):
+                principles.append(
+                    Principle(
+                        statement=f"{op} degrades performance: it is depleted among the best architectures on "
+                        f"{count} of {n_layers} layers.",
+                        evidence=f"hit rate under {100 * AVOID_RATIO * HIT_QUANTILE:.1f}% on {count} layers",
+                        confidence=round(count / n_layers, 3),
+                        layer=None,
+                        avoid=[op],
+                    )
+                )
+        analysis = (
+            f"Mined {len(payload['layers'])} layers over the source task(s) {', '.join(sources)}: ops ranked per "
+            f"layer by hit rate among the best {100 * HIT_QUANTILE:.0f}% and their share of the top architectures."
+        )
+        return PrincipleDraft(analysis=analysis, principles=principles).model_dump()
+
+    # -- refinement ------------------------------------------------------------------------------
+    def _refine(self, payload: dict[str, Any]) -> dict[str, Any]:
+        principles = [Principle.model_validate(p) for p in payload["principles"]]
+        max_ops: int = payload["max_ops"]
+        global_avoid = {op for p in principles if p.layer is None for op in p.avoid}
+        mask: dict[str, Any] = {}
+        reasons = []
+        for layer in payload["layers"]:
+            name, ops = layer["name"], layer["ops"]
+            mine = sorted((p for p in principles if p.layer == name), key=lambda p: -p.confidence)
+            ranked: list[str] = []
+            single = False
+            for p in mine:
+                if len(p.favour) == 1 and p.confidence >= DOMINANT_SHARE and not ranked:
+                    single = True
+                ranked += [op for op in p.favour if op in ops and op not in ranked]
+            avoid = {op for p in mine for op in p.avoid} | global_avoid
+            ranked += [op for op in ops if op not in ranked and op not in avoid]
+            ranked += [op for op in ops if op not in ranked]
+            chosen = ranked[:1] if single else ranked[:max_ops]
+            if layer.get("inputs"):
+                mask[name] = {"ops": chosen, "inputs": layer["inputs"]}
+            else:
+                mask[name] = chosen
+            reasons.append(f"{name}: {', '.join(chosen)}" + (" (essential)" if single else ""))
+        mask["rationale"] = "Top-ranked ops per layer from the principles; " + "; ".join(reasons)
+        return mask
+
+    # -- adaptation ------------------------------------------------------------------------------
+    def _adapt_improved(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Re-rank each layer's ops by how often they appear among the best target architectures."""
+        current = [Principle.model_validate(p) for p in payload["principles"]]
+        top: list[dict[str, Any]] = payload["top_target"]
+        out: list[Principle] = []
+        for p in current:
+            if p.layer is None or not top:
+                out.append(p)
+                continue
+            counts = Counter(row["arch"][p.layer] for row in top)
+            ops_here = [op for op in p.favour + [op for op, _ in counts.most_common()] if op]
+            ranked = sorted(dict.fromkeys(ops_here), key=lambda op: (-counts.get(op, 0), ops_here.index(op)))
+            share = counts.most_common(1)[0][1] / len(top)
+            keep_single = len(p.favour) == 1 and p.confidence >= DOMINANT_SHARE and ranked[0] == p.favour[0]
+            out.append(
+                Principle(
+                    statement=f"On {p.layer}, the best target architectures use "
+                    + ", ".join(f"{op} ({counts[op]}/{len(top)})" for op, _ in counts.most_common())
+                    + f"; prefer {ranked[0]}.",
+                    evidence=f"target top {len(top)}: {dict(counts)}; source: {p.evidence}",
+                    confidence=round(max(p.confidence, share) if keep_single else min(0.95, 0.5 + share / 2), 3),
+                    layer=p.layer,
+                    favour=[ranked[0]] if keep_single else ranked,
+                    avoid=[op for op in p.avoid if op not in ranked] if not keep_single else p.avoid,
+                )
+            )
+        analysis = (
+            f"Updated {sum(p.layer is not None for p in out)} layer principles with the top {len(top)} target results."
+        )
+        return PrincipleDraft(analysis=analysis, principles=out).model_dump()
+
+    def _adapt_stalled(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Keep each layer's best current op and rotate in the next ops of the original ranking."""
+        original = [Principle.model_validate(p) for p in payload["original_principles"]]
+        current_mask: dict[str, Any] = payload["current_mask"]
+        best: dict[str, Any] = payload.get("best_arch") or {}
+        out: list[Principle] = []
+        for p in original:
+            if p.layer is None or (len(p.favour) == 1 and p.confidence >= DOMINANT_SHARE):
+                out.append(p)
+                continue
+            allowed = current_mask.get(p.layer, [])
+            allowed = allowed["ops"] if isinstance(allowed, dict) else allowed
+            keep = best.get(p.layer) if best.get(p.layer) in allowed else (allowed[0] if allowed else None)
+            fresh = [op for op in p.favour if op not in allowed] + [op for op in p.avoid if op not in allowed]
+            ranked = ([keep] if keep else []) + fresh + [op for op in p.favour if op != keep and op in allowed]
+            ranked = list(dict.fromkeys(ranked))
+            out.append(
+                Principle(
+                    statement=f"On {p.layer}, keep {keep} and try {', '.join(fresh[:2]) or 'nothing new'} next: "
+                    f"the current choice stopped yielding better architectures.",
+                    evidence=f"stalled in {allowed}; original ranking {p.favour}",
+                    confidence=round(p.confidence * 0.8, 3),
+                    layer=p.layer,
+                    favour=ranked,
+                    avoid=[],
+                )
+            )
+        return PrincipleDraft(
+            analysis="Search stalled: exploring the next-ranked ops of the original principles.", principles=out
+        ).model_dump()

@@ -1,0 +1,45 @@
+"""The run context: fixed settings and live dependencies, handed to every node (LangGraph context_schema).
+
+Nothing here is checkpointed; a resumed run rebuilds it from the saved settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lapt.agents.adapter import Adapter
+from lapt.agents.learner import Learner, SourceData
+from lapt.agents.refiner import Refiner
+from lapt.config import RunSettings
+from lapt.schemas import PrincipleSet, Trial
+from lapt.spaces import SearchSpace
+from lapt.tools.evaluation import Evaluator
+
+
+@dataclass
+class RunContext:
+    """Settings plus the objects the nodes call.
+
+    Attributes:
+        settings: the resolved run settings.
+        space: the search space.
+        evaluator: scores architectures on the target task.
+        learner, refiner, adapter: the three agents.
+        sources: loads the source-task data (only called when principles must be learned).
+        initial_principles: start from these instead of learning (a stored or exported set).
+        on_trial: called with every new trial (progress bars, live files).
+        on_event: called with ``(kind, payload)`` for principles, masks and decisions (run directory).
+    """
+
+    settings: RunSettings
+    space: SearchSpace
+    evaluator: Evaluator
+    learner: Learner
+    refiner: Refiner
+    adapter: Adapter
+    sources: Callable[[], Sequence[SourceData]]
+    initial_principles: PrincipleSet | None = None
+    on_trial: Callable[[Trial], None] = field(default=lambda t: None)
+    on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda k, p: None)

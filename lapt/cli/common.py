@@ -1,0 +1,108 @@
+"""Options shared by ``learn``, ``run`` and ``bench``, and their translation into settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from lapt.errors import UserError
+
+
+def add_llm_options(p: argparse.ArgumentParser) -> None:
+    """--llm and friends; without --llm the offline reasoner is used."""
+    g = p.add_argument_group("reasoner")
+    g.add_argument("--llm", metavar="openai:MODEL", help="an OpenAI-compatible chat model (default: offline miner)")
+    g.add_argument("--llm-base-url", metavar="URL", help="server URL (default: $OPENAI_BASE_URL, else OpenAI)")
+    g.add_argument("--llm-timeout", type=float, default=60.0, metavar="S", help="per-call timeout (default 60 s)")
+    g.add_argument("--llm-attempts", type=int, default=4, metavar="N", help="attempts per call on transient errors")
+    g.add_argument("--llm-repairs", type=int, default=2, metavar="N", help="repair rounds for invalid answers")
+    g.add_argument("--prompts", metavar="DIR", help="folder of prompt files overriding any subset of the shipped ones")
+
+
+def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
+    """The options that define a run."""
+    p.add_argument("--space", default="nb201", help="search space: nb201, tnb101, darts, or a space file (.toml)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="TASK",
+        help="source task(s) to learn principles from (repeat or comma-separate)",
+    )
+    if target:
+        p.add_argument("--target", required=True, metavar="TASK", help="the new task to search on")
+        p.add_argument("--budget", type=int, default=20, help="evaluations on the target (default 20)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--strategy", default="rea", choices=["rea", "random", "local"])
+        p.add_argument("--population", type=int, help="REA population (default 5 on NB201, 10 on TNB101)")
+        p.add_argument("--tournament", type=int, help="REA tournament size (default 2 / 5)")
+        p.add_argument("--adapt-every", type=int, metavar="N", help="evaluations between adaptations (5 / 10)")
+        p.add_argument("--no-adapt", action="store_true", help="transfer only: never adapt the principles")
+        p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
+        p.add_argument("--evaluator", default="table", choices=["table", "train"])
+        p.add_argument("--table", help="benchmark table (e.g. nb201-12epoch for low fidelity)")
+        p.add_argument("--allow-same-task", action="store_true", help="allow source == target (leaks target data)")
+    p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (2 / 3)")
+    p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
+
+
+def sources(args: argparse.Namespace) -> list[str]:
+    """--source values, comma-separated or repeated."""
+    out: list[str] = []
+    for item in args.source or []:
+        out += [s.strip() for s in item.split(",") if s.strip()]
+    return out
+
+
+def llm_settings(args: argparse.Namespace) -> Any:
+    """LLMSettings from --llm (explicit options beat environment variables), or None for offline."""
+    if not args.llm:
+        print("lapt: no LLM configured (--llm); using the offline principle miner", file=sys.stderr)
+        return None
+    provider, _, model = args.llm.partition(":")
+    if provider != "openai" or not model:
+        raise UserError(f"--llm {args.llm!r}: expected openai:MODEL (any OpenAI-compatible server)")
+    from pydantic import SecretStr
+
+    from lapt.agents.llm import LLMSettings
+
+    key = os.environ.get("OPENAI_API_KEY")
+    base_url = args.llm_base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if not key and base_url is None:
+        raise UserError("--llm needs OPENAI_API_KEY for the OpenAI API (or --llm-base-url for a local server)")
+    if args.llm_timeout <= 0 or args.llm_attempts < 1 or args.llm_repairs < 0:
+        raise UserError("--llm-timeout must be > 0, --llm-attempts >= 1 and --llm-repairs >= 0")
+    return LLMSettings(
+        model=model,
+        base_url=base_url,
+        api_key=SecretStr(key) if key else None,
+        timeout_s=args.llm_timeout,
+        max_attempts=args.llm_attempts,
+        max_repairs=args.llm_repairs,
+    )
+
+
+def run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """RunSettings fields from parsed options."""
+    values: dict[str, Any] = {
+        "space": args.space,
+        "sources": sources(args),
+        "target": args.target,
+        "budget": args.budget,
+        "seed": args.seed,
+        "strategy": args.strategy,
+        "population": args.population,
+        "tournament": args.tournament,
+        "adapt": not args.no_adapt,
+        "adapt_every": args.adapt_every,
+        "max_ops": args.max_ops,
+        "top_k": args.top_k,
+        "batch_size": args.batch_size,
+        "evaluator": args.evaluator,
+        "table": args.table,
+        "allow_same_task": args.allow_same_task,
+        "prompts_dir": args.prompts,
+    }
+    return values

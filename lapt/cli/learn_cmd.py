@@ -1,0 +1,67 @@
+"""``lapt learn``: learn principles from source task(s) and show the refined space they imply."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lapt.cli.common import add_llm_options, add_run_options, llm_settings, sources
+
+
+def register(sub: Any) -> None:
+    """Add the ``learn`` sub-command."""
+    p = sub.add_parser("learn", help="learn design principles from source task(s) and print them")
+    add_run_options(p, target=False)
+    add_llm_options(p)
+    p.add_argument("--out", metavar="DIR", help="save principles.json and mask.json in DIR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Learn, refine, print, optionally save."""
+    from lapt.api import build_context, resolve_settings
+    from lapt.errors import UserError
+    from lapt.masks import mask_summary, to_spec
+    from lapt.run_dir import atomic_write
+
+    llm = llm_settings(args)
+    srcs = sources(args)
+    if not srcs:
+        raise UserError("give at least one --source task")
+    values: dict[str, Any] = {
+        "space": args.space,
+        "sources": srcs,
+        "target": srcs[0],
+        "allow_same_task": True,
+        "max_ops": args.max_ops,
+        "top_k": args.top_k,
+        "prompts_dir": args.prompts,
+    }
+    if llm is not None:
+        values |= {"reasoner": "llm", "llm": llm.public()}
+    settings, space = resolve_settings(**values)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    ctx, _ = build_context(settings, space, llm)
+    learned = ctx.learner(space, ctx.sources())
+    if learned.value is None:
+        raise UserError(f"the learner gave no valid principles: {learned.reply.error}")
+    pset = learned.value
+    print(f"# principles learned on {space.name} from {', '.join(srcs)} ({pset.reasoner})")
+    for p in pset.principles:
+        print(f"- [{p.confidence:.2f}] {p.statement}")
+    refined = ctx.refiner(space, pset, settings.max_ops, "a new task")
+    if refined.value is None:
+        raise UserError(f"the refiner gave no valid mask: {refined.reply.error}")
+    spec = to_spec(space, refined.value)
+    print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
+    print(mask_summary(space, spec))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "principles.json", pset.model_dump_json(indent=2) + "\n")
+        atomic_write(out_dir / "mask.json", json.dumps(refined.value.model_dump(), indent=2) + "\n")
+        print(f"\nsaved {out_dir / 'principles.json'} and {out_dir / 'mask.json'}")
+    return 0

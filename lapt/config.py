@@ -1,0 +1,74 @@
+"""Run settings: validated once at the CLI/API boundary, saved with every run, compared on resume."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lapt.errors import UserError
+
+
+class RunSettings(BaseModel):
+    """Everything that fixes what a run does. Secrets never live here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str
+    sources: list[str] = Field(default_factory=list, description="Source tasks the learner may see.")
+    target: str
+    budget: int = Field(20, ge=1)
+    seed: int = 0
+    strategy: Literal["rea", "random", "local"] = "rea"
+    population: int | None = Field(None, ge=1, description="REA population (default: 5 on NB201, 10 on TNB101).")
+    tournament: int | None = Field(None, ge=1, description="REA tournament (default: 2 on NB201, 5 on TNB101).")
+    adapt: bool = True
+    adapt_every: int | None = Field(None, ge=1, description="Evaluations between adaptations (5 NB201, 10 TNB101).")
+    max_ops: int | None = Field(None, ge=1, description="Max ops per layer in a refined space (2 NB201, 3 TNB101).")
+    top_k: int = Field(50, ge=1, description="Source architectures shown to the learner.")
+    top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter.")
+    batch_size: int = Field(1, ge=1)
+    evaluator: Literal["table", "train"] = "table"
+    table: str | None = None
+    allow_same_task: bool = False
+    reasoner: str = "offline"
+    llm: dict[str, Any] | None = None
+    prompts_dir: str | None = None
+    principles_from: str | None = None
+    train: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _no_leakage(self) -> RunSettings:
+        if not self.allow_same_task and self.target in self.sources:
+            raise ValueError(
+                f"source and target are both {self.target!r}: the learner would see the target's data "
+                "(pass --allow-same-task to do it on purpose)"
+            )
+        if self.population is not None and self.tournament is not None and self.tournament > self.population:
+            raise ValueError(f"tournament ({self.tournament}) cannot exceed population ({self.population})")
+        return self
+
+    def resolved(self, defaults: dict[str, Any]) -> RunSettings:
+        """Fill the per-space defaults left as None."""
+        updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return self.model_copy(update=updates)
+
+
+def space_defaults(space_name: str, adapt_every: int, max_ops: int) -> dict[str, Any]:
+    """The paper's settings per space: REA 5/2 and top-5 on NB201, 10/5 and top-15 on TNB101."""
+    if space_name == "tnb101":
+        return {"population": 10, "tournament": 5, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 15}
+    return {"population": 5, "tournament": 2, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 5}
+
+
+def parse_settings(**values: Any) -> RunSettings:
+    """Validate settings, turning the first problem into a one-line UserError."""
+    from pydantic import ValidationError
+
+    try:
+        return RunSettings(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise UserError(f"{where + ': ' if where else ''}{msg}") from e
