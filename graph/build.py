@@ -13,13 +13,14 @@ from lapt.graph.routing import after_record, after_search
 from lapt.graph.state import LaptState
 
 
-def build_graph(checkpointer: Any = None) -> Any:
+def build_graph(checkpointer: Any = None, context_schema: type = RunContext) -> Any:
     """The LAPT state machine, compiled (optionally with a checkpointer for durable runs).
 
     learn_principles -> refine_space -> search -> evaluate -> record -> search ...; every ``adapt_every``
     evaluations record -> adapt -> refine_space; the budget (or an exhausted space) ends the run.
+    ``context_schema`` is RunContext for programmatic runs; Studio passes JSON settings instead.
     """
-    g = StateGraph(LaptState, context_schema=RunContext)
+    g = StateGraph(LaptState, context_schema=context_schema)
     g.add_node("learn_principles", nodes.learn_principles)
     g.add_node("refine_space", nodes.refine_space)
     g.add_node("search", nodes.search)

@@ -43,3 +43,18 @@ class RunContext:
     initial_principles: PrincipleSet | None = None
     on_trial: Callable[[Trial], None] = field(default=lambda t: None)
     on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda k, p: None)
+
+
+# Set by graph/studio.py so that LangGraph Studio / `langgraph dev` can pass plain JSON settings as the
+# context; programmatic runs always pass a ready RunContext.
+CONTEXT_FACTORY: list[Callable[[Any], RunContext]] = []
+
+
+def context_of(runtime: Any) -> RunContext:
+    """The run context of a node call, built from JSON settings when a server passed those."""
+    ctx = runtime.context
+    if isinstance(ctx, RunContext):
+        return ctx
+    if not CONTEXT_FACTORY:
+        raise TypeError("the LAPT graph needs a RunContext (see lapt.api.build_context)")
+    return CONTEXT_FACTORY[0](ctx or {})

@@ -14,7 +14,7 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import get_runtime
 
-from lapt.graph.context import RunContext
+from lapt.graph.context import RunContext, context_of
 from lapt.tools.evaluation import evaluate_trial
 
 TOOL_NAME = "evaluate_architecture"
@@ -24,7 +24,7 @@ TOOL_NAME = "evaluate_architecture"
 def evaluate_architecture(arch: str, index: int, round: int) -> tuple[str, dict[str, Any]]:
     """Evaluate one architecture (benchmark string) on the run's target task; returns its metrics."""
     # The run context comes from the graph runtime (not a tool argument, so it never enters a trace).
-    ctx: RunContext = get_runtime(RunContext).context
+    ctx: RunContext = context_of(get_runtime(RunContext))
     trial = evaluate_trial(ctx.evaluator, ctx.space, arch, ctx.settings.target, index, round)
     summary = {
         "arch": trial.arch,

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
 from lapt.agents.outcome import AgentOutcome
-from lapt.graph.context import RunContext
+from lapt.graph.context import RunContext, context_of
 from lapt.graph.evaluation_node import TOOL_NAME
 from lapt.graph.state import LaptState
 from lapt.masks import from_spec, full_mask, mask_model, to_spec
@@ -67,7 +67,7 @@ def _best(trials: list[Trial]) -> Trial | None:
 # -- nodes -----------------------------------------------------------------------------------------
 def learn_principles(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Learn principles from the source task(s), or start from the given ones."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     if ctx.initial_principles is not None:
         pset = ctx.initial_principles
         ctx.on_event("principles", pset.model_dump())
@@ -89,7 +89,7 @@ def learn_principles(state: LaptState, runtime: Runtime[RunContext]) -> dict[str
 
 def refine_space(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Turn the latest principles into a mask; keep the previous mask if the refiner fails."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     s = ctx.settings
     masks = list(state.get("masks") or [])
     principles = state.get("principles") or []
@@ -139,7 +139,7 @@ def refine_space(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, An
 
 def search(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Ask the strategy for the next candidates inside the current mask and request their evaluation."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     s = ctx.settings
     used = len(state.get("trials", []))
     n = min(s.batch_size, s.budget - used)
@@ -164,7 +164,7 @@ def search(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
 def record(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Turn tool results into trials and tell the strategy."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     results = [m for m in state.get("messages", []) if isinstance(m, ToolMessage)]
     new: list[Trial] = []
     for msg in sorted(results, key=lambda m: int(m.tool_call_id.split("-")[1])):
@@ -196,7 +196,7 @@ def record(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Update the principles: the improved branch learns from the best target architectures, the stalled
     branch asks for other ops based on the original principles."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     s = ctx.settings
     trials = _trials(state)
     best = _best(trials)
@@ -237,6 +237,6 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 def finish(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Mark the end of the run and why it ended."""
     used = len(state.get("trials", []))
-    reason = "budget" if used >= runtime.context.settings.budget else "exhausted"
-    runtime.context.on_event("finish", {"reason": reason, "evaluations": used})
+    reason = "budget" if used >= context_of(runtime).settings.budget else "exhausted"
+    context_of(runtime).on_event("finish", {"reason": reason, "evaluations": used})
     return {"done": reason}

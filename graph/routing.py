@@ -6,7 +6,7 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 
-from lapt.graph.context import RunContext
+from lapt.graph.context import RunContext, context_of
 from lapt.graph.state import LaptState
 
 
@@ -14,7 +14,7 @@ def after_search(state: LaptState, runtime: Runtime[RunContext]) -> Literal["eva
     """Evaluate the proposed batch; if the region is exhausted, adapt once (to widen it), then stop."""
     if state["messages"] and state["messages"][-1].tool_calls:
         return "evaluate"
-    s = runtime.context.settings
+    s = context_of(runtime).settings
     if s.adapt and state.get("empty_asks", 0) <= 1 and state.get("principles"):
         return "adapt"
     return "finish"
@@ -22,7 +22,7 @@ def after_search(state: LaptState, runtime: Runtime[RunContext]) -> Literal["eva
 
 def after_record(state: LaptState, runtime: Runtime[RunContext]) -> Literal["search", "adapt", "finish"]:
     """Stop at the budget; adapt every ``adapt_every`` evaluations; otherwise keep searching."""
-    s = runtime.context.settings
+    s = context_of(runtime).settings
     if len(state.get("trials", [])) >= s.budget:
         return "finish"
     if s.adapt and s.adapt_every and state.get("since_adapt", 0) >= s.adapt_every:
