@@ -131,7 +131,7 @@ def refine_space(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, An
     ctx.on_event("mask", record)
     decision = _decision("refiner", outcome, source=source, note=note, size=record["size"])
     ctx.on_event("decision", decision)
-    update: dict[str, Any] = {"masks": [*masks, record], "decisions": [decision], "empty_asks": 0}
+    update: dict[str, Any] = {"masks": [*masks, record], "decisions": [decision]}
     if outcome is not None:
         update["usage"] = _usage(state, outcome)
     return update
@@ -148,6 +148,26 @@ def search(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     strategy = _strategy(ctx, state)
     mask_spec = to_spec(ctx.space, mask_model(ctx.space)(**state["masks"][-1]["mask"]))
     genotypes = strategy.ask(mask_spec, n)
+    update: dict[str, Any] = {}
+    if not genotypes and (not s.adapt or state.get("empty_asks", 0) >= 1 or not state.get("principles")):
+        # The region is exhausted and adapting did not (or cannot) open a new one: rather than end the run
+        # with budget left, widen to the full space and say so.
+        full = ctx.space.full_mask()
+        if mask_spec != full:
+            masks = state["masks"]
+            record = {
+                "version": len(masks),
+                "round": state.get("round", 0),
+                "mask": from_spec(ctx.space, full, "region exhausted: widened to the full space").model_dump(),
+                "size": ctx.space.size(full),
+                "source": "widened",
+                "note": f"the refined region ({masks[-1]['size']} architectures) is exhausted",
+            }
+            ctx.on_event("mask", record)
+            decision = {"agent": "search", "ok": True, "source": "widened", "note": record["note"]}
+            ctx.on_event("decision", decision)
+            update |= {"masks": [*masks, record], "decisions": [decision]}
+            genotypes = strategy.ask(full, n)
     calls = [
         {
             "name": TOOL_NAME,
@@ -157,7 +177,7 @@ def search(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         }
         for i, g in enumerate(genotypes)
     ]
-    update: dict[str, Any] = {"strategy": strategy.state_dict(), "messages": [AIMessage(content="", tool_calls=calls)]}
+    update |= {"strategy": strategy.state_dict(), "messages": [AIMessage(content="", tool_calls=calls)]}
     update["empty_asks"] = 0 if calls else state.get("empty_asks", 0) + 1
     return update
 
@@ -184,7 +204,7 @@ def record(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         new.append(trial)
         ctx.on_trial(trial)
     strategy = _strategy(ctx, state)
-    strategy.tell([(ctx.space.from_str(t.arch), t.fitness) for t in new])
+    strategy.tell([(ctx.space.parse(t.arch), t.fitness) for t in new])
     return {
         "trials": [t.model_dump(mode="json") for t in new],
         "strategy": strategy.state_dict(),
@@ -216,7 +236,7 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx.on_event("decision", decision)
         return update | {"decisions": [decision]}
     ok = sorted((t for t in trials if t.fitness is not None), key=lambda t: -(t.val or 0.0))
-    top = [(ctx.space.describe_genotype(ctx.space.from_str(t.arch)), float(t.val or 0.0)) for t in ok[: s.top_target]]
+    top = [(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.val or 0.0)) for t in ok[: s.top_target]]
     original = PrincipleSet.model_validate(principles[0])
     current = PrincipleSet.model_validate(principles[-1])
     outcome = ctx.adapter(branch, ctx.space, original, current, s.target, top, state["masks"][-1]["mask"])

@@ -31,7 +31,12 @@ def after_record(state: LaptState, runtime: Runtime[RunContext]) -> Literal["sea
 
 
 def recursion_limit(budget: int, adapt_every: int | None, batch_size: int = 1) -> int:
-    """Supersteps a run can take: 3 per batch (search, evaluate, record), 2 per adaptation, plus slack."""
-    batches = budget  # a batch may be cut short at an adaptation boundary, so count one per evaluation
-    adaptations = budget // adapt_every + 2 if adapt_every else 0
-    return 3 * batches + 2 * adaptations + 2 * 3 + 10
+    """An upper bound on the supersteps of a run, so LangGraph's limit never cuts a legal run short.
+
+    Each evaluation takes at most 3 steps (search, evaluate, record; a batch takes 3 for several). Each
+    adaptation takes 3 (an empty search that triggered it or the record before it, adapt, refine). Scheduled
+    adaptations number budget // adapt_every; one triggered by an exhausted region must be followed by an
+    evaluation or the end (a second empty search finishes the run), so there are at most budget + 1.
+    """
+    scheduled = budget // adapt_every if adapt_every else 0
+    return 3 * budget + 3 * (scheduled + budget + 1) + 10

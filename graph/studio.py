@@ -12,6 +12,8 @@ import functools
 import json
 from typing import Any
 
+from pydantic import Field
+
 from lapt.api import build_context, resolve_settings
 from lapt.config import RunSettings
 from lapt.graph.build import build_graph
@@ -29,7 +31,7 @@ class StudioSettings(RunSettings):
     """Run settings with defaults for every field, so Studio can start a run from an empty form."""
 
     space: str = "nb201"
-    sources: list[str] = ["cifar10"]
+    sources: list[str] = Field(default_factory=lambda: ["cifar10"])
     target: str = "cifar100"
 
 

@@ -34,25 +34,42 @@ def layer_statistics(
     keep = ~np.isnan(values)
     idx = np.flatnonzero(keep)
     vals = values[idx]
-    order = idx[np.argsort(-vals, kind="stable")]
-    top = set(order[: min(top_k, len(order))].tolist())
+    codes = _codes(space, archs)[idx]
+    order = np.argsort(-vals, kind="stable")[: min(top_k, len(vals))]
     threshold = np.quantile(vals, 1.0 - HIT_QUANTILE) if len(vals) else np.inf
+    hit = vals >= threshold
     stats: dict[str, dict[str, dict[str, float]]] = {}
     for li, layer in enumerate(space.layers):
+        col = codes[:, li]
+        top_col = col[order]
         per_op: dict[str, dict[str, float]] = {}
-        choice = [archs[int(i)][li] for i in idx]
-        for op in layer.ops:
-            sel = np.fromiter((c == op for c in choice), dtype=bool, count=len(choice))
+        for k, op in enumerate(layer.ops):
+            sel = col == k
             n = int(sel.sum())
-            top_count = sum(1 for i in top if archs[i][li] == op)
+            top_count = int((top_col == k).sum())
             per_op[op] = {
                 "top_count": float(top_count),
-                "top_share": top_count / max(1, len(top)),
-                "hit_rate": float((vals[sel] >= threshold).mean()) if n else 0.0,
+                "top_share": top_count / max(1, len(order)),
+                "hit_rate": float(hit[sel].mean()) if n else 0.0,
                 "mean": float(vals[sel].mean()) if n else float("nan"),
             }
         stats[layer.name] = per_op
     return stats
+
+
+_CODES: dict[int, tuple[Sequence[Genotype], np.ndarray]] = {}
+
+
+def _codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
+    """Op indices as an (n_archs, n_layers) array, memoised per archs object (the full enumeration is reused)."""
+    hit = _CODES.get(id(archs))
+    if hit is not None and hit[0] is archs:
+        return hit[1]
+    index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
+    codes = np.array([[index[li][g[li]] for li in range(len(index))] for g in archs], dtype=np.int16)
+    _CODES.clear()
+    _CODES[id(archs)] = (archs, codes)
+    return codes
 
 
 def format_statistics(stats: dict[str, dict[str, dict[str, float]]]) -> str:

@@ -96,6 +96,16 @@ class SearchSpace(abc.ABC):
     def from_str(self, arch: str) -> Genotype:
         """Decode a benchmark architecture string; raises :class:`~lapt.errors.UserError` if malformed."""
 
+    def parse(self, arch: str) -> Genotype:
+        """:meth:`from_str` with a memo: strategies and graph nodes decode the same strings every step."""
+        cache: dict[str, Genotype] = self.__dict__.setdefault("_parse_cache", {})
+        g = cache.get(arch)
+        if g is None:
+            g = self.from_str(arch)
+            if len(cache) < 1_000_000:
+                cache[arch] = g
+        return g
+
     def key(self, genotype: Genotype) -> Hashable:
         """A hashable identity used to never evaluate the same architecture twice."""
         return genotype

@@ -85,7 +85,7 @@ class Strategy(abc.ABC):
         """Restore what :meth:`state_dict` returned."""
         if state.get("strategy") != self.name:
             raise ValueError(f"state is for strategy {state.get('strategy')!r}, not {self.name!r}")
-        from_str = self.space.from_str
+        from_str = self.space.parse
         self.seed = state["seed"]
         self.rng.setstate(_state_from_json(state["rng"]))
         self._seen = {self.space.key(from_str(a)) for a in state["seen"]}

@@ -38,4 +38,4 @@ class LocalSearch(Strategy):
 
     def _load_extra(self, extra: dict[str, Any]) -> None:
         cur = extra.get("current")
-        self.current = None if cur is None else (self.space.from_str(cur[0]), cur[1])
+        self.current = None if cur is None else (self.space.parse(cur[0]), cur[1])

@@ -60,4 +60,4 @@ class RegularizedEvolution(Strategy):
     def _load_extra(self, extra: dict[str, Any]) -> None:
         self.population_size = extra["population_size"]
         self.tournament = extra["tournament"]
-        self.population = deque((self.space.from_str(a), f) for a, f in extra["population"])
+        self.population = deque((self.space.parse(a), f) for a, f in extra["population"])
