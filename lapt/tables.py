@@ -134,6 +134,19 @@ def table_for_space(space: SearchSpace) -> BenchmarkTable | None:
     return load_table(space.name) if space.name in TABLES else None
 
 
+def table_for(space: SearchSpace) -> BenchmarkTable | None:
+    """The table ``space`` is evaluated with: a built-in default, or the table a user space file declares."""
+    from lapt.spaces.user import UserSpace
+
+    if isinstance(space, UserSpace):
+        if space.table_data is None:
+            return None
+        from lapt.spaces.user_table import load_user_table
+
+        return load_user_table(space)
+    return table_for_space(space)
+
+
 @functools.cache
 def load_latency() -> tuple[tuple[str, ...], np.ndarray]:
     """NB201 latency in ms: (device names, array[cell index, device])."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lapt.errors import UserError
 from lapt.schemas import Trial, TrialStatus
+from lapt.spaces.user_table import ArchNotInTable
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tables import BenchmarkTable, load_table
 
@@ -22,7 +23,7 @@ class Outcome(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "cached" (answered by the run's evaluation cache)
     val: float | None = None
     test: float | None = None
     cost_s: float = 0.0
@@ -77,7 +78,10 @@ class TabularEvaluator:
 
     def evaluate(self, space: SearchSpace, genotype: Genotype, task: str) -> Outcome:
         start = time.perf_counter()
-        m = self.table.lookup(genotype, task)
+        try:
+            m = self.table.lookup(genotype, task)
+        except ArchNotInTable as e:  # a sparse user table: this architecture was never measured
+            return Outcome(status="failed", error=str(e), cost_s=time.perf_counter() - start)
         return Outcome(status="ok", val=m.val, test=m.test, cost_s=time.perf_counter() - start)
 
 
@@ -91,7 +95,7 @@ def evaluate_trial(
         index=index,
         arch=space.to_str(genotype),
         task=task,
-        status=TrialStatus.OK if out.status == "ok" else TrialStatus.FAILED,
+        status=TrialStatus(out.status) if out.status in ("ok", "cached") else TrialStatus.FAILED,
         val=out.val,
         test=out.test,
         round=round_,

@@ -10,7 +10,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the ``eval`` sub-command."""
     p = sub.add_parser("eval", help="evaluate one architecture by table lookup (or training)")
-    p.add_argument("space", help="search space: nb201, tnb101, darts")
+    p.add_argument("space", help="search space: nb201, tnb101, darts, or a .toml space file (file:PATH)")
     p.add_argument("arch", help="architecture string in the benchmark's format")
     p.add_argument("--task", help="task name as the benchmark names it (e.g. cifar10, class_scene)")
     p.add_argument("--table", help="benchmark table (default: the space's own; nb201-12epoch for low fidelity)")

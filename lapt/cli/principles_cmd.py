@@ -1,0 +1,139 @@
+"""``lapt principles list|show|export|import``: the local library of learned design principles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from datetime import timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lapt.principle_store import PrincipleStore, StoredPrinciples
+
+
+def register(sub: Any) -> None:
+    """Add the ``principles`` sub-command and its actions."""
+    p = sub.add_parser("principles", help="list, show, export and import stored design principles")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store",
+        metavar="PATH",
+        help="principle store (default: $LAPT_PRINCIPLE_STORE, else the user data directory)",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = actions.add_parser("list", parents=[store], help="one line per stored principle set")
+    ls.add_argument("--space", help="only sets learned on this space")
+    ls.set_defaults(func=run_list)
+    show = actions.add_parser("show", parents=[store], help="a principle set and its provenance")
+    show.add_argument("id", help="id from 'lapt principles list' (a unique prefix is enough)")
+    show.set_defaults(func=run_show)
+    export = actions.add_parser("export", parents=[store], help="write a principle set as JSON")
+    export.add_argument("id")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(func=run_export)
+    imp = actions.add_parser("import", parents=[store], help="add a principle set exported by lapt")
+    imp.add_argument("file", help="JSON file written by 'lapt principles export' ('-' for stdin)")
+    imp.set_defaults(func=run_import)
+
+
+def _store(args: argparse.Namespace) -> PrincipleStore:
+    from lapt.principle_store import PrincipleStore
+
+    return PrincipleStore(args.store)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print one line per record, oldest first."""
+    store = _store(args)
+    records = store.list(args.space)
+    if not records:
+        where = f" for space {args.space!r}" if args.space else ""
+        print(f"no principle sets{where} in {store.path}")
+        return 0
+    print(f"{'id':<12}  {'created (UTC)':<16}  {'space':<10} {'n':>3}  {'reasoner':<18} source tasks / parent")
+    for r in records:
+        prov = r.provenance
+        created = prov.created.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        who = prov.reasoner + (f"/{prov.model}" if prov.model else "")
+        tail = ",".join(prov.source_tasks) or "-"
+        if prov.parent_id:
+            tail += f"  (adapts {prov.parent_id})"
+        print(f"{r.id:<12}  {created:<16}  {prov.space:<10} {len(r.principle_set.principles):>3}  {who:<18} {tail}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print a record for humans."""
+    print(format_record(_store(args).get(args.id)))
+    return 0
+
+
+def format_record(r: StoredPrinciples) -> str:
+    """A readable view of a stored principle set and its provenance."""
+    prov, pset = r.provenance, r.principle_set
+    prompts = ", ".join(f"{k}={v[:12]}" for k, v in sorted(prov.prompt_hashes.items())) or "-"
+    lines = [
+        f"id        {r.id}",
+        f"space     {prov.space}",
+        f"tasks     {', '.join(prov.source_tasks) or '-'}",
+        f"reasoner  {prov.reasoner or '-'}" + (f" (model {prov.model})" if prov.model else ""),
+        f"created   {prov.created.isoformat()}",
+        f"run       {prov.run_id or '-'}",
+        f"parent    {prov.parent_id or '-'}",
+        f"prompts   {prompts}",
+        f"set       version {pset.version}: {pset.source}",
+        f"principles ({len(pset.principles)}):",
+    ]
+    for k, p in enumerate(pset.principles, start=1):
+        scope = p.layer or "global"
+        lines.append(f"  {k}. [{scope}] {p.statement} (confidence {p.confidence:.2f})")
+        if p.favour or p.avoid:
+            lines.append(f"     favour: {', '.join(p.favour) or '-'}; avoid: {', '.join(p.avoid) or '-'}")
+        if p.evidence:
+            lines.append(f"     evidence: {p.evidence}")
+    return "\n".join(lines)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the record as JSON to stdout or, atomically, to a file."""
+    text = json.dumps(_store(args).export(args.id), indent=2, ensure_ascii=False) + "\n"
+    if not args.output:
+        print(text, end="")
+        return 0
+    from lapt.errors import UserError
+
+    target = Path(args.output)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UserError(f"cannot write {target}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {target}: {e.strerror or e}") from e
+    print(f"wrote {target}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Validate a JSON export and add it to the store; print its id."""
+    import sys
+
+    from lapt.errors import UserError
+
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as e:
+            raise UserError(f"cannot read {args.file}: {e.strerror or e}") from e
+    rid = _store(args).import_(data, origin=args.file)
+    print(rid)
+    return 0

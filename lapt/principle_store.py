@@ -1,0 +1,306 @@
+"""The principle library: every learned or adapted PrincipleSet, with where it came from, in SQLite.
+
+Principles are the transferable product of LAPT, so they outlive runs: a set learned once on a source
+task can seed searches on other tasks and spaces. Each set is stored with its provenance (space,
+source tasks, reasoner and model, prompt hashes, date, run id, parent id when adapted) so that a reader
+can tell what data its author saw.
+
+The store is one SQLite file shared by every process of a user. WAL mode, a busy timeout and one
+``BEGIN IMMEDIATE`` transaction per write let several runs add sets at once, and a process killed
+mid-write leaves every committed record readable (SQLite's journal rolls back the partial one).
+``synchronous = NORMAL`` is enough for that in WAL mode; only a power cut could lose the last commits.
+Records are immutable; an id is the first 12 hex digits of the sha256 of the record's canonical JSON
+(which includes the run id and date), so adding the same record twice is harmless.
+
+Location, most specific first: an explicit path (``--store``), ``$LAPT_PRINCIPLE_STORE``, then
+``platformdirs.user_data_dir("lapt")/principles.sqlite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from lapt.errors import UserError
+from lapt.schemas import PrincipleSet
+
+ENV_VAR = "LAPT_PRINCIPLE_STORE"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+_ID = re.compile(r"^[0-9a-f]{4,12}$")
+_T = TypeVar("_T")
+
+
+class PrincipleProvenance(BaseModel):
+    """Where a principle set came from: enough to judge it and to check it saw no target data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = Field(min_length=1, description="Search space the principles were learned on.")
+    source_tasks: list[str] = Field(default_factory=list, description="Tasks whose data the author saw.")
+    reasoner: str = Field(default="", description="Who wrote them: 'llm', 'offline', 'human'...")
+    model: str = Field(default="", description="Chat model name, when an LLM wrote them.")
+    prompt_hashes: dict[str, str] = Field(default_factory=dict, description="Prompt file -> sha256.")
+    created: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    run_id: str = ""
+    parent_id: str | None = Field(default=None, description="Id of the set this one adapts, if any.")
+
+
+class StoredPrinciples(BaseModel):
+    """A principle set as the library holds it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    provenance: PrincipleProvenance
+    principle_set: PrincipleSet
+
+
+class PrincipleExport(BaseModel):
+    """The JSON file ``export`` writes and ``import`` reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["lapt-principles"] = "lapt-principles"
+    format_version: Literal[1] = 1
+    id: str | None = Field(default=None, description="Checked against the content when present.")
+    provenance: PrincipleProvenance
+    principle_set: PrincipleSet
+
+
+def canonical_record(provenance: PrincipleProvenance, principle_set: PrincipleSet) -> str:
+    """The JSON text that identifies a record: sorted keys, no spaces, UTC dates."""
+    body = {
+        "provenance": provenance.model_dump(mode="json"),
+        "principle_set": principle_set.model_dump(mode="json"),
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_id(provenance: PrincipleProvenance, principle_set: PrincipleSet) -> str:
+    """Short, stable id of a record: 12 hex digits of the sha256 of its canonical JSON."""
+    return hashlib.sha256(canonical_record(provenance, principle_set).encode()).hexdigest()[:12]
+
+
+def default_store_path() -> Path:
+    """``user_data_dir("lapt")/principles.sqlite``."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("lapt")) / "principles.sqlite"
+
+
+def resolve_store_path(explicit: str | Path | None = None) -> Path:
+    """The store to use: ``explicit`` if given, else ``$LAPT_PRINCIPLE_STORE``, else the default."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else default_store_path()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS principle_sets (
+    id TEXT PRIMARY KEY,
+    space TEXT NOT NULL,
+    created TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    parent_id TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS principle_sets_by_space ON principle_sets (space, created);
+"""
+
+
+class PrincipleStore:
+    """A local SQLite library of principle sets; safe to share between processes.
+
+    The connection is opened on first use and reopened after a fork, because SQLite connections must
+    not cross processes.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = resolve_store_path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    # -- public API ----------------------------------------------------------------------------------
+    def add(self, principle_set: PrincipleSet, provenance: PrincipleProvenance) -> str:
+        """Store ``principle_set`` with its provenance; return its id (the same id if already stored)."""
+        record = canonical_record(provenance, principle_set)
+        rid = hashlib.sha256(record.encode()).hexdigest()[:12]
+        created = provenance.created.astimezone(timezone.utc).isoformat()  # sortable as text
+        row = (rid, provenance.space, created, provenance.run_id, provenance.parent_id, record)
+
+        def write(conn: sqlite3.Connection) -> None:
+            found = conn.execute("SELECT record FROM principle_sets WHERE id = ?", (rid,)).fetchone()
+            if found is None:
+                conn.execute("INSERT INTO principle_sets VALUES (?, ?, ?, ?, ?, ?)", row)
+            elif found[0] != record:
+                raise UserError(f"principle store {self.path}: id {rid} already holds a different record")
+
+        self._write(write)
+        return rid
+
+    def get(self, id_: str) -> StoredPrinciples:
+        """The record with id ``id_`` (or a unique prefix of at least 4 hex digits of it).
+
+        Raises:
+            UserError: no record, or several, match.
+        """
+        key = id_.strip().lower()
+        if not _ID.match(key):
+            raise UserError(f"unknown principle set id {id_!r} (ids are 12 hex digits; see 'lapt principles list')")
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT id, record FROM principle_sets WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2",
+                (len(key), key),
+            ).fetchall()
+        )
+        if not rows:
+            raise UserError(f"unknown principle set id {id_!r} in {self.path}")
+        if len(rows) > 1:
+            raise UserError(f"principle set id {id_!r} is ambiguous ({rows[0][0]}, {rows[1][0]}, ...)")
+        return self._parse(rows[0][0], rows[0][1])
+
+    def list(self, space: str | None = None) -> list[StoredPrinciples]:
+        """Every record (of ``space``, if given), oldest first (ties in insertion order)."""
+        query = "SELECT id, record FROM principle_sets"
+        params: tuple[Any, ...] = ()
+        if space is not None:
+            query += " WHERE space = ?"
+            params = (space,)
+        rows = self._read(lambda c: c.execute(query + " ORDER BY created, rowid", params).fetchall())
+        return [self._parse(rid, record) for rid, record in rows]
+
+    def export(self, id_: str) -> dict[str, Any]:
+        """The record as a JSON-ready dict in the export format (see :class:`PrincipleExport`)."""
+        stored = self.get(id_)
+        doc = PrincipleExport(id=stored.id, provenance=stored.provenance, principle_set=stored.principle_set)
+        return doc.model_dump(mode="json")
+
+    def import_(self, data: str | bytes | dict[str, Any], origin: str = "import") -> str:
+        """Validate an exported record (JSON text or dict) and add it; return its id.
+
+        Raises:
+            UserError: not JSON, not the export format, or an ``id`` that does not match the content.
+        """
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{origin}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from e
+            except UnicodeDecodeError as e:
+                raise UserError(f"{origin}: not UTF-8 text ({e.reason})") from e
+        try:
+            doc = PrincipleExport.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "document"
+            raise UserError(f"{origin}: not a lapt principle export: {where}: {err['msg']}") from e
+        rid = record_id(doc.provenance, doc.principle_set)
+        if doc.id is not None and doc.id != rid:
+            raise UserError(
+                f"{origin}: id {doc.id} does not match the content (it hashes to {rid}); "
+                "the file was edited: remove the id to import it as a new record"
+            )
+        return self.add(doc.principle_set, doc.provenance)
+
+    def close(self) -> None:
+        """Close the connection (it reopens on the next call)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- SQLite plumbing -----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _retry_locked(lambda: self._init_schema(conn))
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise UserError(f"principle store {self.path} cannot be used: {e}") from e
+        except UserError:
+            conn.close()
+            raise
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        with self._transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(f"principle store {self.path} was written by a newer lapt (schema {version})")
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction: the write lock is taken up front, so writers queue instead of deadlocking."""
+        conn.execute("BEGIN IMMEDIATE")
+        with conn:  # commits on success, rolls back if the body raises
+            yield
+
+    def _write(self, body: Callable[[sqlite3.Connection], None]) -> None:
+        conn = self._connect()
+
+        def run() -> None:
+            with self._transaction(conn):
+                body(conn)
+
+        try:
+            _retry_locked(run)
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"principle store {self.path}: {e}") from e
+
+    def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._connect()
+        try:
+            return _retry_locked(lambda: query(conn))
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"principle store {self.path}: {e}") from e
+
+    def _parse(self, rid: str, record: str) -> StoredPrinciples:
+        try:
+            body = json.loads(record)
+            return StoredPrinciples(id=rid, **body)
+        except (json.JSONDecodeError, TypeError, ValidationError) as e:
+            raise UserError(f"principle store {self.path}: record {rid} is unreadable: {e}") from e
+
+
+def _retry_locked(fn: Callable[[], _T], timeout_s: float = BUSY_TIMEOUT_S) -> _T:
+    """Call ``fn``, retrying while SQLite reports a lock its busy handler did not wait out.
+
+    The busy timeout covers ordinary lock waits; a few operations (switching to WAL while another
+    process opens the file, a lock upgrade inside a read) fail at once with "database is locked".
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            locked = "locked" in str(e) or "busy" in str(e)
+            if not locked or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)

@@ -1,0 +1,481 @@
+"""User-defined search spaces, declared in a TOML file (format: ``docs/user_spaces.md``).
+
+A file names the layers and the candidate ops of each (every op with a one-line description, because
+the description is what an LLM reads), how layers combine (``kind = "cell"``: edges ``i->j`` of a DAG
+whose nodes sum their in-edges, as in NAS-Bench-201; ``kind = "chain"``: layers applied one after
+another), the tasks, and optionally a benchmark table (a CSV, see :mod:`lapt.spaces.user_table`).
+
+The file is validated twice: Pydantic checks its shape (unknown keys, missing fields, types) and
+:func:`load_user_space` checks what a schema cannot (edges form a connected DAG, ops are declared, the
+arch-string format can encode every op). Every failure is one :class:`~lapt.errors.UserError` line that
+names the file. The declared table is read and verified while loading, so a broken CSV is reported
+before any search starts, and its sha256 is kept on the space for provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lapt.errors import UserError
+from lapt.spaces.base import Genotype, LayerSpec
+from lapt.spaces.cell import CellSpace
+from lapt.spaces.user_table import TableData, read_table_csv
+
+_SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_EDGE = re.compile(r"^\s*(\d+)\s*->\s*(\d+)\s*$")
+_RESERVED_LAYER_NAMES = ("rationale",)  # a field of every mask model
+_Fail = Callable[[str], UserError]
+
+
+# -- the file, as Pydantic sees it ------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OpEntry(_Strict):
+    """An ``[ops]`` entry; ``name = "description"`` is short for ``name = { description = ... }``."""
+
+    description: str = Field(min_length=1)
+    symbol: str | None = Field(default=None, min_length=1, max_length=1)
+    module: str | None = Field(default=None, min_length=1)
+
+
+class LayerEntry(_Strict):
+    """A ``[[layers]]`` entry: ``edge`` for cells, an optional ``name`` for chains."""
+
+    ops: list[str] = Field(min_length=1)
+    edge: str | None = None
+    name: str | None = None
+    description: str = ""
+
+
+class ArchEntry(_Strict):
+    """The ``[arch]`` section: how a genotype is written as a string."""
+
+    format: Literal["ops_joined", "digits"] = "ops_joined"
+    separator: str | None = None
+    prefix: str = ""
+
+
+class TableEntry(_Strict):
+    """The ``[table]`` section: where the benchmark CSV is and what it should hash to."""
+
+    file: str = Field(min_length=1)
+    arch_column: str = Field(default="arch", min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    fidelity: str = ""
+
+
+class SpaceFile(_Strict):
+    """The whole TOML file."""
+
+    name: str
+    title: str = ""
+    kind: Literal["cell", "chain"]
+    tasks: list[str] = Field(default_factory=list)
+    max_ops: int = Field(default=2, ge=1)
+    adapt_every: int = Field(default=5, ge=1)
+    notes: str = ""
+    ops: dict[str, OpEntry] = Field(min_length=1)
+    layers: list[LayerEntry] = Field(min_length=1)
+    arch: ArchEntry = Field(default_factory=ArchEntry)
+    table: TableEntry | None = None
+
+    @field_validator("ops", mode="before")
+    @classmethod
+    def _expand_short_ops(cls, value: Any) -> Any:
+        """Let ``conv = "3x3 conv"`` stand for ``conv = { description = "3x3 conv" }``."""
+        if isinstance(value, dict):
+            return {k: {"description": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "ops": OpEntry,
+    "layers": LayerEntry,
+    "arch": ArchEntry,
+    "table": TableEntry,
+}
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _schema_message(file: str, error: ValidationError) -> str:
+    """One line for the first schema problem, naming the key and (for unknown keys) the known ones."""
+    err = error.errors()[0]
+    loc = tuple(err["loc"])
+    where = _format_loc(loc)
+    if err["type"] == "extra_forbidden":
+        model: type[BaseModel] = SpaceFile
+        if len(loc) > 1 and isinstance(loc[0], str) and loc[0] in _SECTION_MODELS:
+            model = _SECTION_MODELS[loc[0]]
+        return f"{file}: unknown key {where!r} (known here: {', '.join(model.model_fields)})"
+    if err["type"] == "missing":
+        return f"{file}: missing field {where!r}"
+    return f"{file}: {where}: {err['msg']}"
+
+
+# -- the space --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpInfo:
+    """What the code description says about an op: a one-line description and, optionally, its module."""
+
+    description: str
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchFormat:
+    """How genotypes are written: ops (or their one-char symbols) in layer order, joined by a separator."""
+
+    format: Literal["ops_joined", "digits"]
+    separator: str
+    prefix: str = ""
+    symbols: Mapping[str, str] | None = None  # op -> symbol, for ``digits``
+
+
+class UserSpace(CellSpace):
+    """A space read from a TOML file: a fixed cell or a chain, one op per layer.
+
+    Attributes:
+        kind: ``"cell"`` or ``"chain"``.
+        edges: for cells, the ``(i, j)`` node pair of each layer; empty for chains.
+        source: the resolved path of the TOML file.
+        spec_sha256: sha256 of the TOML file's bytes (provenance).
+        table_data: the verified benchmark table, or None when the file declares none.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        title: str,
+        kind: Literal["cell", "chain"],
+        layers: tuple[LayerSpec, ...],
+        op_info: Mapping[str, OpInfo],
+        arch: ArchFormat,
+        tasks: Sequence[str] = (),
+        max_ops: int = 2,
+        adapt_every: int = 5,
+        edges: Sequence[tuple[int, int]] = (),
+        notes: str = "",
+        source: Path | None = None,
+        spec_sha256: str = "",
+    ):
+        super().__init__(layers)
+        self.name = name
+        self.title = title or name
+        self.kind = kind
+        self.tasks = tuple(tasks)
+        self.default_max_ops = max_ops
+        self.adapt_every = adapt_every
+        self.edges = tuple(edges)
+        self.notes = notes
+        self.source = source
+        self.spec_sha256 = spec_sha256
+        self.table_data: TableData | None = None
+        self._op_info = dict(op_info)
+        self._arch = arch
+        self._from_symbol = {s: op for op, s in (arch.symbols or {}).items()}
+
+    @property
+    def ref(self) -> str:
+        """A string :func:`lapt.spaces.get_space` accepts to load this space again (``file:PATH``)."""
+        return f"file:{self.source}" if self.source else self.name
+
+    @property
+    def arch_format(self) -> ArchFormat:
+        """How genotypes are written as strings."""
+        return self._arch
+
+    def op_info(self, op: str) -> OpInfo:
+        """The declared description of ``op``."""
+        return self._op_info[op]
+
+    # -- codec -------------------------------------------------------------------------------------
+    def to_str(self, genotype: Genotype) -> str:
+        fmt = self._arch
+        parts = [fmt.symbols[op] for op in genotype] if fmt.symbols is not None else [str(op) for op in genotype]
+        return fmt.prefix + fmt.separator.join(parts)
+
+    def from_str(self, arch: str) -> Genotype:
+        fmt = self._arch
+        text = arch.strip()
+        if fmt.prefix:
+            if not text.startswith(fmt.prefix):
+                raise UserError(f"{self.name}: malformed arch string {arch!r}: must start with {fmt.prefix!r}")
+            text = text[len(fmt.prefix) :]
+        parts = text.split(fmt.separator) if fmt.separator else list(text)
+        n = len(self.layers)
+        if len(parts) != n:
+            how = f"joined by {fmt.separator!r}" if fmt.separator else "written as one symbol each"
+            raise UserError(f"{self.name}: malformed arch string {arch!r}: expected {n} ops {how}, got {len(parts)}")
+        if fmt.symbols is not None:
+            unknown = [p for p in parts if p not in self._from_symbol]
+            if unknown:
+                raise UserError(
+                    f"{self.name}: malformed arch string {arch!r}: unknown symbol {unknown[0]!r} "
+                    f"(symbols: {', '.join(f'{s}={op}' for s, op in self._from_symbol.items())})"
+                )
+            parts = [self._from_symbol[p] for p in parts]
+        return self.validate_genotype(parts)
+
+    # -- description for agents ---------------------------------------------------------------------
+    def describe_code(self) -> str:
+        lines = [f"# {self.title} (user-defined {self.kind} space '{self.name}')."]
+        if self.kind == "cell":
+            out = max(j for _, j in self.edges)
+            lines += [
+                f"# {out + 1} nodes; node 0 is the cell input, node {out} the cell output.",
+                "# Every edge i->j (i<j) applies exactly one op; a node sums its incoming edges.",
+            ]
+        else:
+            lines.append(f"# {len(self.layers)} layers applied one after another; each layer applies exactly one op.")
+        lines += self._op_table()
+        lines.append("")
+        lines.append("# Candidate ops of each layer (a genotype picks one per layer, in this order):")
+        for layer in self.layers:
+            lines.append(f"#   {layer.name} ({layer.description}): {', '.join(layer.ops)}")
+        lines.append("")
+        lines += self._cell_class() if self.kind == "cell" else self._chain_class()
+        if self.notes:
+            lines.append("")
+            lines += [f"# {line}".rstrip() for line in self.notes.strip().splitlines()]
+        return "\n".join(lines) + "\n"
+
+    def _op_table(self) -> list[str]:
+        entries = []
+        for op in self.ops:
+            info = self._op_info[op]
+            module = info.module or f"{''.join(w.capitalize() for w in op.split('_'))}Op(C)"
+            entries.append((f"{json.dumps(op)}:", f"lambda C: {module},", info.description))
+        w_key = max(len(k) for k, _, _ in entries)
+        w_mod = max(len(m) for _, m, _ in entries)
+        body = [f"    {k:<{w_key}} {m:<{w_mod}}  # {d}" for k, m, d in entries]
+        return ["OPS = {", *body, "}"]
+
+    def _genotype_comment(self) -> str:
+        first, last = self.layers[0].name, self.layers[-1].name
+        if len(self.layers) == 1:
+            return f'{{"{first}": op}}'
+        return f'{{"{first}": op, ..., "{last}": op}}'
+
+    def _cell_class(self) -> list[str]:
+        lines = [
+            "class Cell(nn.Module):",
+            f"    def __init__(self, C, genotype):  # genotype: {self._genotype_comment()}",
+            "        self.edge = {name: OPS[op](C) for name, op in genotype.items()}",
+            "",
+            "    def forward(self, x0):",
+        ]
+        out = max(j for _, j in self.edges)
+        for j in range(1, out + 1):
+            terms = [
+                f'self.edge["{layer.name}"](x{i})'
+                for layer, (i, jj) in zip(self.layers, self.edges, strict=True)
+                if jj == j
+            ]
+            lines.append(f"        x{j} = {' + '.join(terms)}")
+        lines.append(f"        return x{out}")
+        return lines
+
+    def _chain_class(self) -> list[str]:
+        lines = [
+            "class Net(nn.Module):",
+            f"    def __init__(self, C, genotype):  # genotype: {self._genotype_comment()}",
+            "        self.layer = {name: OPS[op](C) for name, op in genotype.items()}",
+            "",
+            "    def forward(self, x):",
+        ]
+        lines += [f'        x = self.layer["{layer.name}"](x)' for layer in self.layers]
+        lines.append("        return x")
+        return lines
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def load_user_space(path: str | Path) -> UserSpace:
+    """Read, validate and build the space a TOML file declares (and verify its table, if any).
+
+    Raises:
+        UserError: one line naming the file and the first problem found.
+    """
+    path = Path(path)
+    file = path.name
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read space file {path}: {e.strerror or e}") from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{file}: invalid TOML: {e}") from e
+    try:
+        spec = SpaceFile.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_schema_message(file, e)) from e
+    space = _build(spec, file, path.resolve(), hashlib.sha256(raw).hexdigest())
+    if spec.table is not None:
+        table_path = (path.parent / spec.table.file).resolve()
+        space.table_data = read_table_csv(
+            space,
+            table_path,
+            arch_column=spec.table.arch_column,
+            expected_sha256=spec.table.sha256,
+            fidelity=spec.table.fidelity,
+            declared_in=file,
+        )
+    return space
+
+
+def _build(spec: SpaceFile, file: str, source: Path, sha: str) -> UserSpace:
+    """Check what the schema cannot and assemble the :class:`UserSpace`."""
+    from lapt.spaces import builtin_space_names
+
+    def fail(msg: str) -> UserError:
+        return UserError(f"{file}: {msg}")
+
+    if not _SPACE_NAME.match(spec.name):
+        raise fail(f"name {spec.name!r} must be lower-case letters, digits, '_' or '-', starting with a letter")
+    if spec.name in builtin_space_names():
+        raise fail(f"name {spec.name!r} is a built-in space; choose another name")
+    _check_tasks(spec.tasks, fail)
+    ops = _check_ops(spec, fail)
+    layers, edges = _check_layers(spec, fail)
+    arch = _check_arch(spec, layers, fail)
+    return UserSpace(
+        name=spec.name,
+        title=spec.title,
+        kind=spec.kind,
+        layers=layers,
+        op_info=ops,
+        arch=arch,
+        tasks=spec.tasks,
+        max_ops=spec.max_ops,
+        adapt_every=spec.adapt_every,
+        edges=edges,
+        notes=spec.notes,
+        source=source,
+        spec_sha256=sha,
+    )
+
+
+def _check_tasks(tasks: Sequence[str], fail: _Fail) -> None:
+    seen: set[str] = set()
+    for task in tasks:
+        if not _TASK.match(task):
+            raise fail(f"task name {task!r} must be letters, digits, '_', '.', '+' or '-'")
+        if task.endswith("_test"):
+            raise fail(f"task name {task!r} must not end in '_test' (that suffix names test columns)")
+        if task in seen:
+            raise fail(f"task {task!r} is listed twice")
+        seen.add(task)
+
+
+def _check_ops(spec: SpaceFile, fail: _Fail) -> dict[str, OpInfo]:
+    out: dict[str, OpInfo] = {}
+    for op, entry in spec.ops.items():
+        if not _IDENT.match(op):
+            raise fail(f"op name {op!r} must be an identifier (letters, digits, '_'; not starting with a digit)")
+        for what, text in (("description", entry.description), ("module", entry.module or "")):
+            if "\n" in text:
+                raise fail(f"the {what} of op {op!r} must be one line")
+        out[op] = OpInfo(description=entry.description.strip(), module=entry.module)
+    return out
+
+
+def _check_layers(spec: SpaceFile, fail: _Fail) -> tuple[tuple[LayerSpec, ...], tuple[tuple[int, int], ...]]:
+    layers: list[LayerSpec] = []
+    edges: list[tuple[int, int]] = []
+    for k, entry in enumerate(spec.layers):
+        where = f"layers[{k}]"
+        unknown = [op for op in entry.ops if op not in spec.ops]
+        if unknown:
+            raise fail(f"{where}: op {unknown[0]!r} is not declared in [ops] (declared: {', '.join(spec.ops)})")
+        if len(set(entry.ops)) != len(entry.ops):
+            raise fail(f"{where}: an op is listed twice in {entry.ops}")
+        if spec.kind == "cell":
+            if entry.name is not None:
+                raise fail(f"{where}: cell layers are named by their edge; remove 'name'")
+            if entry.edge is None:
+                raise fail(f"{where}: missing field 'edge' (a cell layer is an edge such as \"0->1\")")
+            m = _EDGE.match(entry.edge)
+            if not m:
+                raise fail(f'{where}: bad edge {entry.edge!r}: write it as "i->j" with node numbers')
+            i, j = int(m.group(1)), int(m.group(2))
+            if i >= j:
+                raise fail(f"{where}: bad edge {entry.edge!r}: edges go from a lower to a higher node (i<j)")
+            if (i, j) in edges:
+                raise fail(f"{where}: edge {entry.edge!r} is declared twice")
+            edges.append((i, j))
+            name = f"edge_{i}_{j}"
+            description = entry.description or f"edge from node {i} to node {j}"
+        else:
+            if entry.edge is not None:
+                raise fail(f"{where}: chain layers have no 'edge' (use kind = \"cell\" for a DAG)")
+            name = entry.name if entry.name is not None else f"layer_{k + 1}"
+            if not _IDENT.match(name) or name in _RESERVED_LAYER_NAMES or name.startswith("edge_"):
+                raise fail(f"{where}: layer name {name!r} must be an identifier, not 'rationale' nor 'edge_*'")
+            if any(layer.name == name for layer in layers):
+                raise fail(f"{where}: layer name {name!r} is used twice")
+            description = entry.description or f"layer {k + 1} of the chain"
+        layers.append(LayerSpec(name=name, ops=tuple(entry.ops), description=description))
+    if edges:
+        _check_dag(edges, fail)
+    return tuple(layers), tuple(edges)
+
+
+def _check_dag(edges: Sequence[tuple[int, int]], fail: _Fail) -> None:
+    """Nodes 0..N: every node but 0 has an in-edge, every node but N an out-edge (nothing dangles)."""
+    out = max(j for _, j in edges)
+    targets = {j for _, j in edges}
+    sources = {i for i, _ in edges}
+    for node in range(1, out + 1):
+        if node not in targets:
+            raise fail(f"bad edges: node {node} has no incoming edge (nodes must be numbered 0..{out} with no gaps)")
+    for node in range(out):
+        if node not in sources:
+            raise fail(f"bad edges: node {node} has no outgoing edge, so it never reaches the output node {out}")
+
+
+def _check_arch(spec: SpaceFile, layers: Sequence[LayerSpec], fail: _Fail) -> ArchFormat:
+    entry = spec.arch
+    used = list(dict.fromkeys(op for layer in layers for op in layer.ops))
+    if entry.format == "ops_joined":
+        sep = "-" if entry.separator is None else entry.separator
+        if not sep:
+            raise fail("[arch] ops_joined needs a non-empty separator")
+        clash = [op for op in used if sep in op]
+        if clash:
+            raise fail(f"[arch] separator {sep!r} occurs in op name {clash[0]!r}; choose another separator")
+        return ArchFormat(format="ops_joined", separator=sep, prefix=entry.prefix)
+    sep = entry.separator or ""
+    symbols: dict[str, str] = {}
+    for op in used:
+        symbol = spec.ops[op].symbol
+        if symbol is None:
+            raise fail(f"[arch] format 'digits' needs a symbol for op {op!r} (ops.{op}.symbol)")
+        if sep and symbol in sep:
+            raise fail(f"[arch] symbol {symbol!r} of op {op!r} occurs in the separator {sep!r}")
+        other = next((o for o, s in symbols.items() if s == symbol), None)
+        if other is not None:
+            raise fail(f"[arch] ops {other!r} and {op!r} share the symbol {symbol!r}")
+        symbols[op] = symbol
+    return ArchFormat(format="digits", separator=sep, prefix=entry.prefix, symbols=symbols)
