@@ -1,0 +1,189 @@
+"""Training worker: one JSON request in, one JSON result out.
+
+    python -m lapt.tools.train.worker < request.json > result.json
+
+Runs on bare GPU machines, so it needs only torch, NumPy and the standard library: it imports nothing
+from lapt outside ``lapt.tools.nets`` and ``lapt.tools.train`` (no pydantic, no LangChain), and checks
+the request with plain code. The result's ``status`` is ``"ok"``, ``"failed"`` (the trial could not be
+trained: NaN loss, out of memory, unbuildable network) or ``"invalid"`` (the request itself is wrong).
+The process exits 0 whenever it wrote a result; a non-zero exit means the worker itself crashed.
+
+Request fields (defaults in :data:`DEFAULTS`)::
+
+    {"space": "nb201" | "tnb101" | "darts", "genotype": [...], "dataset": "mnist5k", "data_dir": null,
+     "epochs": 1, "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4, "label_smoothing": 0.0,
+     "seed": 0, "device": "auto", "num_threads": null, "net": {"C": 16, "N": 5},
+     "max_train_images": null, "task": null}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from lapt.tools.nets import SPACE_OPS, NetworkBuildError, check_darts_genotype
+from lapt.tools.nets.nb201 import check_cell_genotype
+from lapt.tools.train.datasets import load_dataset
+from lapt.tools.train.device import resolve_device
+from lapt.tools.train.errors import TrainingInputError
+from lapt.tools.train.trainer import TrainConfig
+from lapt.tools.train.trial import empty_result, run_trial
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist5k",
+    "data_dir": None,
+    "epochs": 1,
+    "batch_size": 128,
+    "lr": 0.05,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.0,
+    "seed": 0,
+    "device": "auto",
+    "num_threads": None,
+    "net": {},
+    "max_train_images": None,
+    "task": None,
+}
+REQUIRED = ("space", "genotype")
+NET_KEYS: dict[str, dict[str, type]] = {
+    "nb201": {"C": int, "N": int},
+    "tnb101": {"C": int, "macro_code": str, "cells_per_stage": int},
+    "darts": {"C": int, "layers": int, "auxiliary": bool, "drop_path_prob": float},
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _check_net(space: str, net: Any) -> dict[str, Any]:
+    if not isinstance(net, dict):
+        raise TrainingInputError(f"net must be an object, got {type(net).__name__}")
+    allowed = NET_KEYS[space]
+    for key, value in net.items():
+        if key not in allowed:
+            raise TrainingInputError(f"net.{key} is not a {space} setting (allowed: {', '.join(allowed)})")
+        kind = allowed[key]
+        ok = (_is_int(value) if kind is int else _is_number(value) if kind is float
+              else isinstance(value, kind))
+        if not ok:
+            raise TrainingInputError(f"net.{key} must be {kind.__name__}, got {value!r}")
+        if kind is int and value < 1:
+            raise TrainingInputError(f"net.{key} must be >= 1, got {value}")
+    return dict(net)
+
+
+def _check_genotype(space: str, genotype: Any) -> Any:
+    try:
+        if space == "darts":
+            check_darts_genotype(genotype)
+        else:
+            check_cell_genotype(genotype, SPACE_OPS[space], space)
+    except (NetworkBuildError, TypeError) as exc:
+        raise TrainingInputError(f"genotype: {exc}") from exc
+    return genotype
+
+
+def validate_request(request: Any) -> dict[str, Any]:
+    """Fill defaults and check every field; raise TrainingInputError naming the first bad one."""
+    if not isinstance(request, dict):
+        raise TrainingInputError(f"the request must be a JSON object, got {type(request).__name__}")
+    unknown = sorted(set(request) - set(DEFAULTS) - set(REQUIRED))
+    if unknown:
+        raise TrainingInputError(f"unknown request field(s): {', '.join(unknown)}")
+    missing = [key for key in REQUIRED if key not in request]
+    if missing:
+        raise TrainingInputError(f"missing request field(s): {', '.join(missing)}")
+    req = {**DEFAULTS, **request}
+    if req["space"] not in NET_KEYS:
+        raise TrainingInputError(f"unknown space {req['space']!r} (known: {', '.join(NET_KEYS)})")
+    checks: list[tuple[str, bool, str]] = [
+        ("dataset", isinstance(req["dataset"], str), "a string"),
+        ("data_dir", req["data_dir"] is None or isinstance(req["data_dir"], str), "null or a path"),
+        ("epochs", _is_int(req["epochs"]) and req["epochs"] >= 1, "an integer >= 1"),
+        ("batch_size", _is_int(req["batch_size"]) and req["batch_size"] >= 1, "an integer >= 1"),
+        ("lr", _is_number(req["lr"]) and req["lr"] > 0, "a positive number"),
+        ("weight_decay", _is_number(req["weight_decay"]) and req["weight_decay"] >= 0, "a number >= 0"),
+        ("label_smoothing", _is_number(req["label_smoothing"]) and 0 <= req["label_smoothing"] < 1,
+         "a number in [0, 1)"),
+        ("seed", _is_int(req["seed"]) and req["seed"] >= 0, "an integer >= 0"),
+        ("device", isinstance(req["device"], str), "auto, cpu, cuda or cuda:N"),
+        ("num_threads", req["num_threads"] is None or (_is_int(req["num_threads"]) and req["num_threads"] >= 1),
+         "null or an integer >= 1"),
+        ("max_train_images", req["max_train_images"] is None
+         or (_is_int(req["max_train_images"]) and req["max_train_images"] >= 1), "null or an integer >= 1"),
+        ("task", req["task"] is None or isinstance(req["task"], str), "null or a string"),
+    ]
+    for field, ok, expected in checks:
+        if not ok:
+            raise TrainingInputError(f"{field} must be {expected}, got {req[field]!r}")
+    req["net"] = _check_net(req["space"], req["net"])
+    req["genotype"] = _check_genotype(req["space"], req["genotype"])
+    return req
+
+
+def run_request(request: Any) -> dict[str, Any]:
+    """Validate, load the data, train; return the result dict (never raises).
+
+    The result holds the metrics of :func:`lapt.tools.train.trial.run_trial` plus ``request`` (the
+    request with defaults filled in: the config snapshot to save with the run) and ``task``.
+    """
+    try:
+        req = validate_request(request)
+        config = TrainConfig(
+            epochs=req["epochs"], batch_size=req["batch_size"], lr=float(req["lr"]),
+            weight_decay=float(req["weight_decay"]), label_smoothing=float(req["label_smoothing"]),
+            seed=req["seed"], device=req["device"], num_threads=req["num_threads"],
+        )
+        resolve_device(config.device)  # a missing GPU is reported before a slow dataset load
+        data = load_dataset(req["dataset"], req["data_dir"], max_train_images=req["max_train_images"])
+        result = run_trial(req["space"], req["genotype"], data, config, req["net"])
+    except TrainingInputError as exc:
+        result = empty_result("invalid", f"{type(exc).__name__}: {exc}")
+        result.update(request=request if isinstance(request, dict) else None, task=None)
+        return result
+    except Exception as exc:  # failure-is-data boundary: e.g. an unreadable file must still yield a result
+        result = empty_result("failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        result.update(failure="error", request=request, task=request.get("task"))
+        return result
+    result.update(request=req, task=req["task"])
+    return result
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by null, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def main() -> int:
+    """Read a request from stdin, write the result to stdout as one JSON object."""
+    error: str | None = None
+    try:
+        request = json.loads(sys.stdin.read())
+    except json.JSONDecodeError as exc:
+        request = None
+        error = f"TrainingInputError: the request is not valid JSON ({exc})"
+    if error is None:
+        result = run_request(request)
+    else:
+        result = empty_result("invalid", error)
+        result.update(request=None, task=None)
+    json.dump(_json_safe(result), sys.stdout, allow_nan=False, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
