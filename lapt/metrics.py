@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,3 +52,57 @@ def paper_metric(trials: Sequence[Trial], values: np.ndarray, budget: int) -> tu
     if n is not None:
         return n, "top0.1%"
     return budget, "budget"
+
+
+def incumbent_at(trials: Sequence[Trial], n: int) -> Trial | None:
+    """The incumbent after the first ``n`` evaluations (after all of them when the run stopped earlier).
+
+    Smaller budgets are read off one run of the largest budget this way, because the incumbent at
+    evaluation ``n`` does not depend on what came later; a run that ended early (its region exhausted)
+    keeps its last incumbent, which is what it would have returned.
+    """
+    curve = incumbent_curve(trials[: max(0, n)])
+    return curve[-1] if curve else None
+
+
+def reported_metric(trial: Trial | None) -> float | None:
+    """What a table reports for a selected trial: test where the benchmark has it, else validation.
+
+    TransNAS-Bench-101 publishes no test column, so its reports fall back to validation (and say so).
+    """
+    if trial is None:
+        return None
+    return trial.test if trial.test is not None else trial.val
+
+
+@dataclass(frozen=True)
+class PaperOutcome:
+    """The paper's NB201 protocol for one run: when the search got there, and what it had then.
+
+    Attributes:
+        evaluations: evaluations until the optimum, else the top-0.1 % threshold, else the budget.
+        reached: "optimum", "top0.1%" or "budget".
+        incumbent: the best-by-validation trial after ``evaluations`` evaluations.
+    """
+
+    evaluations: int
+    reached: str
+    incumbent: Trial | None
+
+
+def paper_outcome(trials: Sequence[Trial], values: np.ndarray, budget: int) -> PaperOutcome:
+    """:func:`paper_metric` plus the incumbent at that point (whose test metric the paper reports)."""
+    n, which = paper_metric(trials, values, budget)
+    return PaperOutcome(evaluations=n, reached=which, incumbent=incumbent_at(trials, n))
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """(mean, standard deviation, count) of the given values, ignoring missing ones.
+
+    The deviation is numpy's default (ddof=0, the spread of the seeds actually run); (nan, nan, 0) when
+    nothing is left.
+    """
+    arr = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(arr.mean()), float(arr.std()), int(arr.size)

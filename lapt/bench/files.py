@@ -1,0 +1,211 @@
+"""The bench directory's data files: ``results.csv`` and ``curves.json``, written and read back.
+
+``results.csv`` has one row per (method, pair, seed) and everything the summary tables need;
+``curves.json`` holds the configuration and what the plots need (best-so-far curves, mask statistics,
+reference values, oracle regions). Both are read through Pydantic models so that ``lapt report`` fails
+with one clear line on a damaged or foreign file. Floats are written with ``repr`` so that reading
+them back gives the same numbers and a regenerated report is identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lapt.bench.plan import BenchConfig, MethodName
+from lapt.errors import UserError
+from lapt.run_dir import atomic_write
+
+RESULTS = "results.csv"
+CURVES = "curves.json"
+SUMMARY = "summary.md"
+CURVES_PNG = "curves.png"
+MASKS_PNG = "masks.png"
+
+COLUMNS = (
+    "space",
+    "method",
+    "pair",
+    "sources",
+    "target",
+    "seed",
+    "budget",
+    "evaluations",
+    "ended",
+    "metric",
+    "paper_evals",
+    "paper_reached",
+    "paper_metric",
+    "best_val",
+    "best_arch",
+    "reached_top",
+    "reached_optimum",
+    "region_size",
+    "adaptations",
+    "llm_calls",
+    "input_tokens",
+    "output_tokens",
+)
+FINAL_PREFIX = "final_at_"
+
+
+class ResultRow(BaseModel):
+    """One line of ``results.csv``: one method on one pair with one seed.
+
+    ``paper_*`` follow the paper's protocol (evaluations until the optimum by validation, else the
+    top-0.1 % threshold, else the budget, and the reported metric of the incumbent then); ``finals``
+    maps a budget to the reported metric of the incumbent after that many evaluations.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: str
+    method: MethodName
+    pair: str
+    sources: str
+    target: str
+    seed: int
+    budget: int = Field(ge=1)
+    evaluations: int = Field(ge=0)
+    ended: str
+    metric: Literal["test", "val"]
+    paper_evals: int = Field(ge=0)
+    paper_reached: Literal["optimum", "top0.1%", "budget"]
+    paper_metric: float | None
+    best_val: float | None
+    best_arch: str | None
+    reached_top: bool
+    reached_optimum: bool
+    region_size: int = Field(ge=0)
+    adaptations: int = Field(ge=0)
+    llm_calls: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    finals: dict[int, float | None]
+
+
+class MaskStats(BaseModel):
+    """For one LAPT method and pair: evaluations made under a mask allowing each (layer, op)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layers: list[str]
+    ops: list[str]
+    counts: list[list[int]]
+    evaluations: int = Field(ge=0)
+
+
+class Reference(BaseModel):
+    """The target's reference values: thresholds (validation) and the best cell's reported metric."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimum_val: float
+    top_val: float
+    optimum_metric: float | None
+    best_arch: str
+
+
+class OracleInfo(BaseModel):
+    """The oracle region of a pair's target (see :mod:`lapt.bench.oracle`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ops: dict[str, list[str]] = Field(description="layer -> allowed ops, in layer order")
+    size: int
+    mean_val: float
+
+
+class CurvesFile(BaseModel):
+    """``curves.json``: the configuration and everything the plots and the report header need."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal[1] = 1
+    config: BenchConfig
+    metric: Literal["test", "val"]
+    wall_s: float
+    workers: int
+    references: dict[str, Reference]
+    oracle: dict[str, OracleInfo]
+    curves: dict[str, dict[str, list[list[float | None]]]] = Field(
+        description="method -> pair label -> one best-so-far curve per seed (in config.seeds order)"
+    )
+    masks: dict[str, dict[str, MaskStats]] = Field(description="LAPT method -> pair label -> mask statistics")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_results(path: Path, rows: list[dict[str, Any]], budgets: list[int]) -> None:
+    """Write ``results.csv`` (rows as produced by :func:`lapt.bench.methods.run_job`)."""
+    header = [*COLUMNS, *(f"{FINAL_PREFIX}{b}" for b in budgets)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(row.get(col)) for col in header])
+    atomic_write(path, buf.getvalue())
+
+
+def read_results(path: Path) -> list[ResultRow]:
+    """Read ``results.csv`` back; UserError naming the first bad line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError as e:
+        raise UserError(f"{path} not found: is this a bench directory?") from e
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    finals = [c for c in header if c.startswith(FINAL_PREFIX)]
+    unknown = [c for c in header if c not in COLUMNS and c not in finals]
+    if unknown:
+        raise UserError(f"{path}: unknown column(s) {', '.join(unknown)}")
+    rows = []
+    for line, raw in enumerate(reader, start=2):
+        data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in COLUMNS}
+        try:
+            data["finals"] = {int(c[len(FINAL_PREFIX) :]): raw[c] or None for c in finals}
+            rows.append(ResultRow.model_validate(data))
+        except (ValidationError, ValueError) as e:
+            first = e.errors()[0] if isinstance(e, ValidationError) else {"loc": (), "msg": str(e)}
+            where = ".".join(str(p) for p in first["loc"]) or "row"
+            raise UserError(f"{path}:{line}: invalid {where}: {first['msg']}") from e
+    if not rows:
+        raise UserError(f"{path} holds no results")
+    return rows
+
+
+def write_curves(path: Path, curves: CurvesFile) -> None:
+    """Write ``curves.json``."""
+    atomic_write(path, json.dumps(curves.model_dump(mode="json"), indent=1) + "\n")
+
+
+def read_curves(path: Path) -> CurvesFile:
+    """Read ``curves.json`` back; UserError on a missing or invalid file."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise UserError(f"{path} not found: is this a bench directory?") from e
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON: {e}") from e
+    try:
+        return CurvesFile.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        raise UserError(f"{path}: invalid {where}: {first['msg']}") from e

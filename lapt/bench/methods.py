@@ -1,0 +1,184 @@
+"""The compared methods, each run as one job (method, pair, seed) and reduced to one result row.
+
+* ``lapt``: the whole graph (principles learned on the sources, refined space, adaptation), through
+  :func:`lapt.api.execute` exactly as ``lapt run`` does, without a run directory;
+* ``lapt-transfer``: the same with ``adapt=False`` (transfer only);
+* ``rea`` and ``random``: the strategies of :mod:`lapt.strategies` in the full space, in a plain loop;
+* ``rea-oracle``: REA inside the best region of the allowed size (:mod:`lapt.bench.oracle`), a ceiling
+  that reads the target's table.
+
+Every method uses the job's seed for its strategy, REA uses the space's paper settings (population 5 /
+tournament 2 on NB201, 10 / 5 on TNB101) and every evaluation is the same table lookup
+(:func:`lapt.tools.evaluation.evaluate_trial`). This module runs inside worker processes: it takes
+plain arguments and returns a small picklable :class:`JobResult`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from lapt.bench.oracle import OracleRegion, best_region
+from lapt.bench.plan import BenchConfig, Job
+from lapt.config import RunSettings
+from lapt.metrics import evals_to_reach, incumbent_at, incumbent_curve, paper_outcome, reported_metric, thresholds
+from lapt.schemas import Trial
+from lapt.spaces import MaskSpec, SearchSpace
+from lapt.tables import BenchmarkTable, load_table
+
+
+@dataclass
+class JobResult:
+    """What one job contributes to the bench.
+
+    Attributes:
+        row: one line of ``results.csv``.
+        curve: the reported metric of the incumbent after each evaluation (None before a success).
+        mask_counts: LAPT only: per layer and op, how many evaluations ran under a mask allowing it.
+    """
+
+    row: dict[str, Any]
+    curve: list[float | None]
+    mask_counts: list[list[int]] | None = None
+
+
+@functools.cache
+def oracle_region(space_name: str, target: str, max_ops: int) -> OracleRegion:
+    """The oracle region of ``target`` (cached per process: every seed of a pair shares it)."""
+    table = load_table(space_name)
+    return best_region(table.values(target, "val"), [layer.ops for layer in table.space.layers], max_ops)
+
+
+def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSettings, SearchSpace]:
+    """The RunSettings of a job (LAPT runs use them whole; baselines take REA's population and limits)."""
+    from lapt.api import resolve_settings
+
+    values: dict[str, Any] = {
+        "space": config.space,
+        "sources": list(job.pair.sources),
+        "target": job.pair.target,
+        "budget": config.budget,
+        "seed": job.seed,
+        "max_ops": config.max_ops,
+        "top_k": config.top_k,
+        "adapt": job.method != "lapt-transfer",
+        "prompts_dir": config.prompts_dir,
+    }
+    if llm is not None:
+        values |= {"reasoner": "llm", "llm": llm.public()}
+        # Every job of the bench shares one response cache (SQLite, safe across processes), so a repeated
+        # bench replays every answer and costs nothing.
+        values["llm_cache"] = config.llm_cache
+    return resolve_settings(**values)
+
+
+def search_loop(
+    space: SearchSpace, strategy: Any, mask: MaskSpec, table: BenchmarkTable, task: str, budget: int
+) -> list[Trial]:
+    """Ask one, evaluate it, tell it; until the budget is spent or the region is exhausted."""
+    from lapt.tools.evaluation import TabularEvaluator, evaluate_trial
+
+    evaluator = TabularEvaluator(table)
+    trials: list[Trial] = []
+    while len(trials) < budget:
+        proposed = strategy.ask(mask, 1)
+        if not proposed:
+            break
+        trial = evaluate_trial(evaluator, space, space.to_str(proposed[0]), task, len(trials), 0)
+        strategy.tell([(proposed[0], trial.fitness)])
+        trials.append(trial)
+    return trials
+
+
+def _mask_counts(space: SearchSpace, trials: list[Trial], masks: list[dict[str, Any]]) -> list[list[int]]:
+    """Per layer and op: evaluations made while the active mask allowed that op.
+
+    Masks are recorded in creation order with the adaptation round they belong to, and trials carry
+    their round. Within a round a later mask can only come from widening an exhausted region, so it
+    becomes active at the first trial of that round that the earlier mask does not allow.
+    """
+    from lapt.masks import mask_model, to_spec
+
+    model = mask_model(space)
+    specs = [(int(rec["round"]), to_spec(space, model(**rec["mask"]))) for rec in masks]
+    counts = [[0] * len(space.ops) for _ in space.layers]
+    if not specs:
+        return counts
+    op_index = {op: k for k, op in enumerate(space.ops)}
+    j = 0
+    for trial in trials:
+        genotype = space.from_str(trial.arch)
+        while (
+            j + 1 < len(specs)
+            and specs[j + 1][0] <= trial.round
+            and (specs[j][0] < trial.round or not space.contains(genotype, specs[j][1]))
+        ):
+            j += 1
+        for i, allowed in enumerate(specs[j][1].ops):
+            for op in allowed:
+                counts[i][op_index[op]] += 1
+    return counts
+
+
+def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
+    """Run one job and reduce it to a result row, a curve and (for LAPT) mask statistics."""
+    from lapt.strategies import make_strategy
+
+    settings, space = settings_for(job, config, llm)
+    table = load_table(config.space)
+    usage = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
+    mask_counts = None
+    if job.method in ("lapt", "lapt-transfer"):
+        from lapt.api import execute
+
+        result = execute(settings, space, llm=llm, run_dir=False)
+        trials = result.trials
+        usage = {k: int(result.summary["usage"].get(k, 0)) for k in usage}
+        mask_counts = _mask_counts(space, trials, result.masks)
+        region_size = result.masks[0]["size"] if result.masks else space.size()
+        ended = str(result.summary.get("ended") or "budget")
+        adaptations = int(result.summary.get("adaptations", 0))
+    else:
+        strategy_name = "random" if job.method == "random" else "rea"
+        strategy = make_strategy(
+            strategy_name, space, job.seed, population=settings.population, tournament=settings.tournament
+        )
+        mask = space.full_mask()
+        if job.method == "rea-oracle":
+            region = oracle_region(config.space, job.pair.target, config.max_ops)
+            mask = MaskSpec(ops=region.ops)
+        trials = search_loop(space, strategy, mask, table, job.pair.target, config.budget)
+        region_size = space.size(mask)
+        ended = "budget" if len(trials) >= config.budget else "exhausted"
+        adaptations = 0
+    values = table.values(job.pair.target, "val")
+    optimum, top = thresholds(values)
+    paper = paper_outcome(trials, values, config.budget)
+    best = incumbent_at(trials, len(trials))
+    row: dict[str, Any] = {
+        "space": config.space,
+        "method": job.method,
+        "pair": job.pair.label,
+        "sources": "+".join(job.pair.sources),
+        "target": job.pair.target,
+        "seed": job.seed,
+        "budget": config.budget,
+        "evaluations": len(trials),
+        "ended": ended,
+        "metric": "test" if table.has_test else "val",
+        "paper_evals": paper.evaluations,
+        "paper_reached": paper.reached,
+        "paper_metric": reported_metric(paper.incumbent),
+        "best_val": None if best is None else best.val,
+        "best_arch": None if best is None else best.arch,
+        "reached_top": evals_to_reach(trials, top) is not None,
+        "reached_optimum": evals_to_reach(trials, optimum) is not None,
+        "region_size": region_size,
+        "adaptations": adaptations,
+        **usage,
+    }
+    for b in config.report_budgets():
+        row[f"final_at_{b}"] = reported_metric(incumbent_at(trials, b))
+    curve = [reported_metric(t) for t in incumbent_curve(trials)]
+    return JobResult(row=row, curve=curve, mask_counts=mask_counts)
