@@ -29,6 +29,7 @@ class RunContext:
         learner, refiner, adapter: the three agents.
         sources: loads the source-task data (only called when principles must be learned).
         initial_principles: start from these instead of learning (a stored or exported set).
+        executor: where evaluations run (``lapt.tools.executors``); closed when the run ends.
         on_trial: called with every new trial (progress bars, live files).
         on_event: called with ``(kind, payload)`` for principles, masks and decisions (run directory).
     """
@@ -41,6 +42,7 @@ class RunContext:
     adapter: Adapter
     sources: Callable[[], Sequence[SourceData]]
     initial_principles: PrincipleSet | None = None
+    executor: Any = None
     on_trial: Callable[[Trial], None] = field(default=lambda t: None)
     on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda k, p: None)
 

@@ -24,7 +24,7 @@ from lapt.graph.context import CONTEXT_FACTORY, RunContext
 def _context(settings_json: str) -> RunContext:
     settings, space = resolve_settings(**json.loads(settings_json))
     ctx, _ = build_context(settings, space)
-    return ctx  # type: ignore[no-any-return]
+    return ctx
 
 
 class StudioSettings(RunSettings):

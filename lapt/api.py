@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lapt import __version__
 from lapt.config import RunSettings, parse_settings, space_defaults
 from lapt.errors import UserError
 from lapt.metrics import evals_to_reach, incumbent_curve, thresholds
@@ -39,8 +38,8 @@ class RunResult:
 
 
 @functools.cache
-def _all_genotypes(space_name: str) -> tuple[Any, ...]:
-    return tuple(get_space(space_name).enumerate())
+def _all_genotypes(space: SearchSpace) -> tuple[Any, ...]:
+    return tuple(space.enumerate())
 
 
 def target_table(space: SearchSpace, settings: RunSettings) -> Any:
@@ -53,21 +52,32 @@ def target_table(space: SearchSpace, settings: RunSettings) -> Any:
 
 
 def make_reasoner(settings: RunSettings, llm: Any = None) -> Any:
-    """The offline miner, or the LLM reasoner when ``llm`` (an LLMSettings) is given."""
+    """The offline miner, or the LLM reasoner when ``llm`` (an LLMSettings) is given.
+
+    The LLM's answers are cached by exact request in ``settings.llm_cache`` when set (``build_context``
+    defaults it to ``<run dir>/llm_cache.sqlite``), so a resumed or repeated run never pays twice.
+    """
     if llm is None:
         from lapt.agents.offline import OfflineReasoner
 
         return OfflineReasoner()
     from lapt.agents.llm import LLMReasoner
+    from lapt.llm_cache import ResponseCache
 
-    return LLMReasoner(llm)
+    return LLMReasoner(llm, cache=ResponseCache(settings.llm_cache) if settings.llm_cache else None)
 
 
 def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
     """Validate settings and fill the per-space defaults; UserError on any problem."""
+    if values.get("adapt") is False and values.get("adapt_every") is not None:
+        raise UserError("--no-adapt contradicts --adapt-every: a run that never adapts has no adaptation interval")
     settings = parse_settings(**values)
     space = get_space(settings.space)
     settings = settings.resolved(space_defaults(space.name, space.adapt_every, space.default_max_ops))
+    if settings.tournament and settings.population and settings.tournament > settings.population:
+        raise UserError(
+            f"tournament ({settings.tournament}) cannot exceed population ({settings.population} on {space.name})"
+        )
     if settings.evaluator == "table":
         table = target_table(space, settings)
         table.check_task(settings.target)
@@ -84,6 +94,7 @@ def build_context(
     llm: Any = None,
     initial_principles: PrincipleSet | None = None,
     evaluator: Any = None,
+    run_dir: Path | None = None,
 ) -> tuple[Any, dict[str, str]]:
     """Wire reasoner, prompts, agents and evaluator into a RunContext; returns (context, prompt hashes)."""
     from lapt.agents.adapter import make_adapter
@@ -94,21 +105,20 @@ def build_context(
     from lapt.tools.evaluation import TabularEvaluator
 
     prompts = load_prompts(Path(settings.prompts_dir) if settings.prompts_dir else None)
-    reasoner = make_reasoner(settings, llm)
-    if evaluator is None:
-        if settings.evaluator == "table":
-            evaluator = TabularEvaluator.for_space(space, settings.table)
-        else:
-            from lapt.tools.training_evaluator import make_training_evaluator
+    # LLM answers are cached in the run directory unless the settings name a shared cache (benches).
+    in_run_dir = {"llm_cache": str(run_dir / "llm_cache.sqlite")} if run_dir is not None else {}
+    reasoner = make_reasoner(settings if settings.llm_cache else settings.model_copy(update=in_run_dir), llm)
+    from lapt.tools.executors import make_evaluation
 
-            evaluator = make_training_evaluator(settings.train or {})
+    # The evaluator runs on the executor the settings name (in this process by default).
+    evaluator, executor = make_evaluation(settings, evaluator)
     source_table = TabularEvaluator.for_space(space, settings.table).table if settings.sources else None
 
     def sources() -> list[SourceData]:
         # Only the source tasks' columns leave the table: the learner never sees the target.
         if source_table is None:
             raise UserError(f"space {space.name} has no table to learn principles from; pass --principles")
-        archs = _all_genotypes(space.name)
+        archs = _all_genotypes(space)
         return [SourceData(t, archs, source_table.values(t, "val")) for t in settings.sources]
 
     ctx = RunContext(
@@ -120,6 +130,7 @@ def build_context(
         adapter=make_adapter(reasoner, prompts),
         sources=sources,
         initial_principles=initial_principles,
+        executor=executor,
     )
     return ctx, prompts.hashes
 
@@ -165,6 +176,8 @@ def run(
     progress: bool = False,
     initial_principles: PrincipleSet | None = None,
     evaluator: Any = None,
+    resume: bool = False,
+    trace: bool = True,
     **settings: Any,
 ) -> RunResult:
     """Run LAPT end to end: learn principles, refine the space, search, adapt, until the budget is spent.
@@ -176,6 +189,9 @@ def run(
         progress: show a progress bar on stderr.
         initial_principles: start from these principles instead of learning.
         evaluator: a custom evaluator (default: the space's benchmark table).
+        resume: if ``run_dir`` already holds this run (same settings and code), continue it from its last
+            checkpoint instead of refusing the folder.
+        trace: write the decision trace (``trace.jsonl``, LangSmith run format) in the run directory.
     """
     values = {"space": space, "sources": list(sources), "target": target, "budget": budget, "seed": seed, **settings}
     if llm is not None:
@@ -192,6 +208,8 @@ def run(
         progress=progress,
         initial_principles=initial_principles,
         evaluator=evaluator,
+        resume=resume,
+        trace=trace,
     )
 
 
@@ -204,24 +222,41 @@ def execute(
     progress: bool = False,
     initial_principles: PrincipleSet | None = None,
     evaluator: Any = None,
+    resume: bool = False,
+    checkpoint: bool = True,
+    trace: bool = True,
 ) -> RunResult:
-    """Run validated settings through the graph (see :func:`run`)."""
-    from lapt.graph.build import build_graph
-    from lapt.graph.routing import recursion_limit
+    """Run validated settings through the graph (see :func:`run`).
 
-    ctx, hashes = build_context(settings, space, llm, initial_principles, evaluator)
+    With a run directory the run is durable (:mod:`lapt.graph.durable`): locked against a second
+    process, checkpointed after every step, and with ``resume`` continued from its last checkpoint.
+    ``checkpoint=False`` runs without checkpoints or evaluation cache (only to measure their cost).
+    With a run directory and ``trace`` the run's decisions are traced (:mod:`lapt.graph.tracing`).
+    """
+    from lapt.graph.durable import open_durable
+    from lapt.graph.routing import recursion_limit
+    from lapt.graph.tracing import open_trace, tracer_config
+    from lapt.run_identity import run_config
+
     writer: RunDirectory | None = None
     if run_dir is not False:
         writer = RunDirectory(Path(run_dir) if run_dir not in (None, True) else default_run_dir())  # type: ignore[arg-type]
-        writer.check_new()
-        writer.create(
-            {"settings": settings.model_dump(mode="json"), "prompt_hashes": hashes, "lapt_version": __version__}
-        )
+    ctx, hashes = build_context(
+        settings, space, llm, initial_principles, evaluator, run_dir=writer.path if writer is not None else None
+    )
+    config = run_config(settings, hashes, initial_principles)
+    durable = open_durable(ctx, writer, config, resume=resume, checkpoint=checkpoint)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=settings.budget, desc=f"lapt {space.name} {settings.target}", unit="eval", leave=True)
+        bar = tqdm(
+            total=settings.budget,
+            initial=durable.trials_done,
+            desc=f"lapt {space.name} {settings.target}",
+            unit="eval",
+            leave=True,
+        )
 
     def on_trial(trial: Trial) -> None:
         if writer is not None:
@@ -243,21 +278,33 @@ def execute(
 
     ctx.on_trial = on_trial
     ctx.on_event = on_event
-    graph = build_graph()
+    session = open_trace(writer.path if trace and writer is not None else None, settings, llm)
+    if session is not None:
+        session.instrument(ctx)
+        session.start()
     start = time.perf_counter()
     try:
-        state = graph.invoke(
+        state = durable.invoke(
+            ctx,
             {"trials": [], "decisions": []},
-            context=ctx,
-            config={"recursion_limit": recursion_limit(settings.budget, settings.adapt_every, settings.batch_size)},
+            config={
+                "recursion_limit": recursion_limit(settings.budget, settings.adapt_every, settings.batch_size),
+                "max_concurrency": settings.batch_size,  # the ToolNode submits a whole batch at once
+                **tracer_config(session),
+            },
         )
+    except BaseException:
+        durable.close()  # releases the run directory's lock (finish() does it on success)
+        raise
     finally:
         if bar is not None:
             bar.close()
+        ctx.executor.close()
+        if session is not None:
+            session.close()  # trace.jsonl is complete from here on
     table = target_table(space, settings)
     summary = summarize(settings, space, state, time.perf_counter() - start, table)
-    if writer is not None:
-        writer.write_summary(summary)
+    summary = durable.finish(state, summary)
     return RunResult(
         settings=settings,
         trials=[Trial.model_validate(t) for t in state.get("trials", [])],
@@ -267,6 +314,57 @@ def execute(
         summary=summary,
         run_dir=writer.path if writer is not None else None,
         prompt_hashes=hashes,
+    )
+
+
+def resume(
+    run_dir: str | Path, *, llm: Any = None, progress: bool = False, evaluator: Any = None
+) -> RunResult:
+    """Continue a killed run from its last checkpoint, with the settings in its ``config.json``.
+
+    Refused (UserError, nothing written) when another process holds the folder, or when the lapt
+    version, the package source, the prompt files or the config changed since the run started. An LLM
+    run needs its API key in ``OPENAI_API_KEY`` again (keys are never saved). A finished run is
+    returned as it is.
+    """
+    from lapt.run_identity import read_stored_run
+
+    path = Path(run_dir)
+    stored = read_stored_run(RunDirectory(path).read_config(), path)
+    settings = stored.settings
+    space = get_space(settings.space)
+    if settings.evaluator == "table":
+        target_table(space, settings).check_task(settings.target)
+    if llm is None and settings.llm is not None:
+        llm = _llm_from_public(settings.llm)
+    return execute(
+        settings,
+        space,
+        llm=llm,
+        run_dir=path,
+        progress=progress,
+        initial_principles=stored.initial_principles,
+        evaluator=evaluator,
+        resume=True,
+    )
+
+
+def _llm_from_public(public: dict[str, Any]) -> Any:
+    """LLMSettings from what a run directory recorded, with the key from the environment."""
+    import dataclasses
+    import os
+
+    from pydantic import SecretStr
+
+    from lapt.agents.llm import LLMSettings
+
+    known = {f.name for f in dataclasses.fields(LLMSettings)}
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key and not public.get("base_url"):
+        raise UserError("this run used the OpenAI API: set OPENAI_API_KEY to resume it (keys are never saved)")
+    return LLMSettings(
+        **{k: v for k, v in public.items() if k in known and k != "api_key"},
+        api_key=SecretStr(key) if key else None,
     )
 
 

@@ -29,10 +29,16 @@ class RunSettings(BaseModel):
     top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter.")
     batch_size: int = Field(1, ge=1)
     evaluator: Literal["table", "train"] = "table"
+    executor: Literal["local", "threads", "processes", "ray"] = "local"
+    workers: int | None = Field(None, ge=1, description="Parallel evaluations (threads/processes: <= cores).")
+    ray_address: str | None = Field(None, description="An existing Ray cluster (default: a local one on 127.0.0.1).")
+    cpus_per_trial: float = Field(1.0, gt=0, description="Ray CPUs reserved per evaluation.")
+    gpus_per_trial: float = Field(0.0, ge=0, description="Ray GPUs reserved per evaluation.")
     table: str | None = None
     allow_same_task: bool = False
     reasoner: str = "offline"
     llm: dict[str, Any] | None = None
+    llm_cache: str | None = Field(None, description="SQLite LLM response cache (default: <run dir>/llm_cache.sqlite).")
     prompts_dir: str | None = None
     principles_from: str | None = None
     train: dict[str, Any] | None = None

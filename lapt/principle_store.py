@@ -26,7 +26,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -52,7 +52,7 @@ class PrincipleProvenance(BaseModel):
     reasoner: str = Field(default="", description="Who wrote them: 'llm', 'offline', 'human'...")
     model: str = Field(default="", description="Chat model name, when an LLM wrote them.")
     prompt_hashes: dict[str, str] = Field(default_factory=dict, description="Prompt file -> sha256.")
-    created: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     run_id: str = ""
     parent_id: str | None = Field(default=None, description="Id of the set this one adapts, if any.")
 
@@ -138,7 +138,7 @@ class PrincipleStore:
         """Store ``principle_set`` with its provenance; return its id (the same id if already stored)."""
         record = canonical_record(provenance, principle_set)
         rid = hashlib.sha256(record.encode()).hexdigest()[:12]
-        created = provenance.created.astimezone(timezone.utc).isoformat()  # sortable as text
+        created = provenance.created.astimezone(UTC).isoformat()  # sortable as text
         row = (rid, provenance.space, created, provenance.run_id, provenance.parent_id, record)
 
         def write(conn: sqlite3.Connection) -> None:

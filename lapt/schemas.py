@@ -50,7 +50,7 @@ class PrincipleSet(BaseModel):
     principles: list[Principle]
 
 
-class TrialStatus(str, enum.Enum):
+class TrialStatus(enum.StrEnum):
     """Outcome of one evaluation; failures are recorded, never raised."""
 
     OK = "ok"

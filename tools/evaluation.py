@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 from lapt.errors import UserError
 from lapt.schemas import Trial, TrialStatus
-from lapt.spaces.user_table import ArchNotInTable
 from lapt.spaces import Genotype, SearchSpace
+from lapt.spaces.user_table import ArchNotInTable
 from lapt.tables import BenchmarkTable, load_table
 
 

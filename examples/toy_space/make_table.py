@@ -27,9 +27,8 @@ import io
 import itertools
 import re
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SPACE_FILE = HERE / "toy_space.toml"

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from lapt.errors import UserError
 
 # One module per command (``lapt/cli/<name>_cmd.py``), each with ``register(subparsers)``.
-COMMAND_MODULES = ("spaces_cmd", "eval_cmd", "learn_cmd", "run_cmd", "principles_cmd")
+COMMAND_MODULES = (
+    "spaces_cmd",
+    "eval_cmd",
+    "learn_cmd",
+    "run_cmd",
+    "principles_cmd",
+    "bench_cmd",
+    "resume_cmd",
+    "trace_cmd",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -42,6 +42,13 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--no-adapt", action="store_true", help="transfer only: never adapt the principles")
         p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
         p.add_argument("--evaluator", default="table", choices=["table", "train"])
+        p.add_argument("--executor", default="local", choices=["local", "threads", "processes", "ray"],
+                       help="where evaluations run (default local: in-process, one at a time)")
+        p.add_argument("--workers", type=int, metavar="N",
+                       help="parallel evaluations (<= cores); for ray: CPUs of the local Ray")
+        p.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to use (default: start one on 127.0.0.1)")
+        p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N", help="Ray CPUs per evaluation")
+        p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N", help="Ray GPUs per evaluation")
         p.add_argument("--table", help="benchmark table (e.g. nb201-12epoch for low fidelity)")
         p.add_argument("--allow-same-task", action="store_true", help="allow source == target (leaks target data)")
     p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (2 / 3)")
@@ -56,10 +63,15 @@ def sources(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def llm_settings(args: argparse.Namespace) -> Any:
-    """LLMSettings from --llm (explicit options beat environment variables), or None for offline."""
+def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
+    """LLMSettings from --llm (explicit options beat environment variables), or None for offline.
+
+    ``announce=False`` leaves the offline notice to the caller (:func:`announce_offline`), so that a
+    command refusing bad input prints nothing but its one error line.
+    """
     if not args.llm:
-        print("lapt: no LLM configured (--llm); using the offline principle miner", file=sys.stderr)
+        if announce:
+            announce_offline()
         return None
     provider, _, model = args.llm.partition(":")
     if provider != "openai" or not model:
@@ -84,6 +96,11 @@ def llm_settings(args: argparse.Namespace) -> Any:
     )
 
 
+def announce_offline() -> None:
+    """Say on stderr that no LLM is configured and the offline miner answers instead."""
+    print("lapt: no LLM configured (--llm); using the offline principle miner", file=sys.stderr)
+
+
 def run_values(args: argparse.Namespace) -> dict[str, Any]:
     """RunSettings fields from parsed options."""
     values: dict[str, Any] = {
@@ -101,6 +118,11 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
         "top_k": args.top_k,
         "batch_size": args.batch_size,
         "evaluator": args.evaluator,
+        "executor": args.executor,
+        "workers": args.workers,
+        "ray_address": args.ray_address,
+        "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial,
         "table": args.table,
         "allow_same_task": args.allow_same_task,
         "prompts_dir": args.prompts,

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import tempfile
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,7 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'id':<12}  {'created (UTC)':<16}  {'space':<10} {'n':>3}  {'reasoner':<18} source tasks / parent")
     for r in records:
         prov = r.provenance
-        created = prov.created.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        created = prov.created.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
         who = prov.reasoner + (f"/{prov.model}" if prov.model else "")
         tail = ",".join(prov.source_tasks) or "-"
         if prov.parent_id:

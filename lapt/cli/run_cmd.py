@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lapt.cli.common import add_llm_options, add_run_options, llm_settings, run_values
+from lapt.cli.common import add_llm_options, add_run_options, announce_offline, llm_settings, run_values
 
 
 def register(sub: Any) -> None:
@@ -16,22 +16,65 @@ def register(sub: Any) -> None:
     add_llm_options(p)
     p.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: a new folder under ./runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-trace", action="store_true", help="do not write trace.jsonl (the decision trace)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="if --run-dir holds this run (same settings and code), continue it from its last checkpoint",
+    )
+    p.add_argument(
+        "--principles",
+        metavar="FILE",
+        help="start from these principles (principles.json of `lapt learn --out`) instead of learning",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run; print where the run went and its result."""
+    from lapt.agents.prompts import load_prompts
     from lapt.api import execute, resolve_settings
+    from lapt.cli.resume_cmd import precheck_resume
+    from lapt.errors import UserError
+    from lapt.principles_file import check_principles_fit, resolve_principles
     from lapt.run_dir import RunDirectory, default_run_dir
 
-    llm = llm_settings(args)
+    if args.resume and not args.run_dir:
+        raise UserError("--resume needs --run-dir (the folder of the run to continue)")
+    llm = llm_settings(args, announce=False)
     values = run_values(args)
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}
+    principles = resolve_principles(args.principles) if args.principles else None
+    if principles is not None:
+        values["principles_from"] = principles.source
     settings, space = resolve_settings(**values)
+    if principles is not None:
+        check_principles_fit(principles, space, args.principles)
+    # Bad prompt overrides are refused here, before any other output (the run loads them again).
+    prompts = load_prompts(Path(settings.prompts_dir) if settings.prompts_dir else None)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir()
-    RunDirectory(run_dir).check_new()
-    result = execute(settings, space, llm=llm, run_dir=run_dir, progress=not args.quiet)
+    if args.resume:
+        precheck_resume(run_dir, settings, principles, prompts.hashes)
+    else:
+        RunDirectory(run_dir).check_new()
+    if llm is None:
+        announce_offline()
+    result = execute(
+        settings,
+        space,
+        llm=llm,
+        run_dir=run_dir,
+        progress=not args.quiet,
+        initial_principles=principles,
+        resume=args.resume,
+        trace=not args.no_trace,
+    )
+    return report(result)
+
+
+def report(result: Any) -> int:
+    """Print where the run went and its result (also used by ``lapt resume``)."""
     s = result.summary
     best = s["best"]
     print(f"run directory: {result.run_dir}")

@@ -1,0 +1,162 @@
+"""``lapt bench`` (the paper's protocol against baselines) and ``lapt report`` (redraw a bench's report)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lapt.cli.common import add_llm_options, llm_settings
+from lapt.errors import UserError
+
+
+def register(sub: Any) -> None:
+    """Add the ``bench`` and ``report`` sub-commands."""
+    from lapt.bench.plan import BENCH_SPACES, METHODS
+
+    p = sub.add_parser(
+        "bench",
+        help="LAPT against REA, random search and an oracle region, on the same seeds, with tables and plots",
+        description="Run LAPT (with and without adaptation), REA and random search in the full space, and REA in "
+        "the best region of the allowed size (a ceiling), on every transfer pair and seed; write results.csv, "
+        "curves.json, summary.md and plots to the bench directory.",
+    )
+    p.add_argument("--space", default="nb201", help=f"benchmark space: {' or '.join(BENCH_SPACES)} (default nb201)")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="TASK",
+        help="source task(s), transferred to every other task (default: all ordered pairs on nb201, jigsaw on "
+        "tnb101); repeat or comma-separate for multi-source learning",
+    )
+    p.add_argument("--target", action="append", metavar="TASK", help="only these target task(s) (repeatable)")
+    p.add_argument("--pair", action="append", metavar="SRC:TGT", help="run exactly these pairs (SRC may be a+b)")
+    p.add_argument("--leave-one-out", action="store_true", help="each target learns principles from all other tasks")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1 for every method (default 10)")
+    p.add_argument("--budget", type=int, metavar="N", help="evaluations per run (default 100 on nb201, 50 on tnb101)")
+    p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer of refined and oracle regions (2 / 3)")
+    p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)"
+    )
+    p.add_argument("--out", metavar="DIR", help="bench directory (default: a new folder under ./benches)")
+    p.add_argument(
+        "--llm-cache",
+        metavar="PATH",
+        help="SQLite response cache for --llm (default DIR/llm_cache.sqlite; reuse one to replay a bench for free)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_llm_options(p)
+    p.set_defaults(func=bench)
+
+    r = sub.add_parser("report", help="regenerate summary.md and the plots of a bench from its data files")
+    r.add_argument("dir", metavar="DIR", help="a bench directory (holds results.csv and curves.json)")
+    r.set_defaults(func=report)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
+    """Validate the options into a BenchConfig; UserError (exit 2) on the first problem.
+
+    ``llm`` (LLMSettings or None) only adds the reasoner's public settings and the cache path, so a
+    config built with None already checks every other option.
+    """
+    from lapt import __version__
+    from lapt.bench.plan import BENCH_SPACES, DEFAULT_BUDGET, BenchConfig, make_pairs, parse_methods
+    from lapt.tables import load_table
+
+    if args.space not in BENCH_SPACES:
+        raise UserError(f"bench needs a space with a benchmark table: {' or '.join(BENCH_SPACES)}, not {args.space!r}")
+    budget = DEFAULT_BUDGET[args.space] if args.budget is None else args.budget
+    if budget < 1:
+        raise UserError(f"--budget must be >= 1, got {budget}")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_ops is not None and args.max_ops < 1:
+        raise UserError(f"--max-ops must be >= 1, got {args.max_ops}")
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.prompts and not Path(args.prompts).is_dir():
+        raise UserError(f"--prompts {args.prompts}: not a directory")
+    table = load_table(args.space)
+    tasks = table.tasks
+    pairs = make_pairs(
+        tasks, args.space, _split(args.source), _split(args.target), list(args.pair or []), args.leave_one_out
+    )
+    cache = None
+    if llm is not None:
+        cache = str(Path(args.llm_cache) if args.llm_cache else out / "llm_cache.sqlite")
+    return BenchConfig(
+        space=args.space,
+        pairs=pairs,
+        methods=parse_methods(args.methods),
+        seeds=list(range(args.seeds)),
+        budget=budget,
+        max_ops=args.max_ops or table.space.default_max_ops,
+        top_k=args.top_k,
+        reasoner="offline" if llm is None else "llm",
+        llm=None if llm is None else llm.public(),
+        prompts_dir=args.prompts,
+        llm_cache=cache,
+        lapt_version=__version__,
+    )
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    from lapt.bench.files import CURVES, RESULTS
+    from lapt.run_dir import default_run_dir
+
+    out = Path(args.out) if args.out else default_run_dir(Path("benches"))
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if (out / RESULTS).exists() or (out / CURVES).exists():
+        raise UserError(f"--out {out} already holds a bench (use `lapt report {out}` to redraw it, or a new --out)")
+    return out
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Validate everything, run every job, write the bench directory and print the summary's location."""
+    from lapt.bench.files import SUMMARY
+    from lapt.bench.runner import run_bench
+
+    out = _out_dir(args)
+    build_config(args, None, out)  # bad options fail here, before the reasoner notice is printed
+    llm = llm_settings(args)
+    config = build_config(args, llm, out)
+    # Every pair's run settings are checked here, before any worker starts.
+    from lapt.bench.methods import settings_for
+    from lapt.bench.plan import Job
+
+    for pair in config.pairs:
+        settings_for(Job(config.methods[0], pair, config.seeds[0]), config, llm)
+    n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
+    print(
+        f"lapt bench: {config.space}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "
+        f"{len(config.seeds)} seed(s) = {n_jobs} runs, budget {config.budget}, {args.workers} worker(s)",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    curves = run_bench(config, out, llm=llm, workers=args.workers, progress=not args.quiet)
+    print(f"bench directory: {out}")
+    print(f"summary: {out / SUMMARY}  (runs {curves.wall_s:.1f} s, total {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Regenerate summary.md and the plots from results.csv and curves.json."""
+    from lapt.bench.files import SUMMARY
+    from lapt.bench.report import write_report
+
+    out = Path(args.dir)
+    write_report(out)
+    print(f"rewrote {out / SUMMARY} and the plots")
+    return 0

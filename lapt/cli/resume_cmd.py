@@ -1,0 +1,42 @@
+"""``lapt resume RUN_DIR``: continue a killed run from its last checkpoint.
+
+The settings come from the run's ``config.json``; the run is refused (one line, exit status 2, nothing
+written) when another process holds the folder, or when the lapt version, the package source, the
+prompt files or the config changed since it started. See :mod:`lapt.graph.durable`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``resume`` sub-command."""
+    p = sub.add_parser("resume", help="continue a killed run from its last checkpoint")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of the run to continue")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resume, then print the result as ``lapt run`` does."""
+    from lapt.api import resume
+    from lapt.cli.run_cmd import report
+
+    return report(resume(Path(args.run_dir), progress=not args.quiet))
+
+
+def precheck_resume(run_dir: Path, settings: Any, principles: Any, prompt_hashes: dict[str, str]) -> None:
+    """For ``lapt run --resume``: refuse a folder holding another run before anything starts.
+
+    The same check runs again under the folder's lock when the run opens; this one only makes the
+    refusal come before any other output.
+    """
+    from lapt.run_dir import RunDirectory
+    from lapt.run_identity import check_same_run, run_config
+
+    w = RunDirectory(run_dir)
+    if w.holds_run():
+        check_same_run(w.read_config(), run_config(settings, prompt_hashes, principles), run_dir)

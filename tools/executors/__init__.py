@@ -1,0 +1,98 @@
+"""Executors: where evaluations run (this process, threads, spawned processes, or Ray).
+
+    executor = make_executor("processes", workers=2)
+    outcomes = executor.map([Job("nb201", arch, "cifar100", table_spec("nb201")) for arch in archs])
+
+Every executor keeps the same contract (see :mod:`lapt.tools.executors.base`): outcomes in job order,
+identical to the ``local`` executor's for a deterministic evaluator, lost jobs retried once.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from lapt.config import RunSettings
+from lapt.errors import UserError
+from lapt.tools.evaluation import Evaluator
+from lapt.tools.executors.base import Executor, available_cores
+from lapt.tools.executors.evaluator import ExecutorEvaluator
+from lapt.tools.executors.jobs import EvaluatorSpec, Job, build_evaluator, run_job, table_spec
+from lapt.tools.executors.local import LocalExecutor, ThreadExecutor
+from lapt.tools.executors.processes import ProcessExecutor
+
+EXECUTORS = ("local", "threads", "processes", "ray")
+
+__all__ = [
+    "EXECUTORS",
+    "EvaluatorSpec",
+    "Executor",
+    "ExecutorEvaluator",
+    "Job",
+    "build_evaluator",
+    "make_evaluation",
+    "make_executor",
+    "run_job",
+    "table_spec",
+]
+
+
+def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
+                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
+    """The executor called ``name``; UserError for a bad combination.
+
+    ``threads`` and ``processes`` default to one worker per core and refuse more workers than cores
+    (workers x torch threads must stay within the cores, or training slows many times over).
+    """
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if name == "local":
+        return LocalExecutor()
+    if name in ("threads", "processes"):
+        cores = available_cores()
+        n = workers or cores
+        if n > cores:
+            raise UserError(f"--workers {n} exceeds the {cores} cores of this machine (use --executor ray for more)")
+        return ThreadExecutor(n) if name == "threads" else ProcessExecutor(n)
+    if name == "ray":
+        from lapt.tools.executors.ray_cluster import RayExecutor
+
+        return RayExecutor(workers, ray_address, cpus_per_trial, gpus_per_trial)
+    raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+
+
+def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpec:
+    """The training evaluator's spec; its torch threads default to the executor's per-trial share."""
+    settings = dict(train)
+    if settings.get("num_threads") is None:
+        settings["num_threads"] = threads_per_trial
+    return EvaluatorSpec("lapt.tools.train_adapter:make_training_evaluator", {"settings": settings})
+
+
+def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
+    """The run's evaluator, running on the executor the settings name; returns (evaluator, executor).
+
+    The evaluator is built from a spec (table or training settings) that workers rebuild; a custom
+    ``evaluator`` object travels to process or Ray workers by pickling, so it must be picklable there.
+    """
+    executor = make_executor(settings.executor, settings.workers, settings.ray_address, settings.cpus_per_trial,
+                             settings.gpus_per_trial)
+    try:
+        job_evaluator: Any
+        if evaluator is not None:
+            inner = job_evaluator = evaluator
+            if not isinstance(executor, (LocalExecutor, ThreadExecutor)):
+                try:
+                    pickle.dumps(evaluator)
+                except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                    raise UserError(f"--executor {executor.name} needs a picklable evaluator: {exc}") from exc
+        else:
+            if settings.evaluator == "table":
+                job_evaluator = table_spec(settings.space, settings.table)
+            else:
+                job_evaluator = training_spec(settings.train or {}, executor.threads_per_trial)
+            inner = build_evaluator(job_evaluator)
+    except BaseException:
+        executor.close()
+        raise
+    return ExecutorEvaluator(inner, job_evaluator, executor, settings.space), executor
