@@ -68,6 +68,7 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
         if isinstance(reply.value, PrincipleDraft):
             value = PrincipleSet(
                 version=current.version + 1,
+                space=space.name,
                 source=f"adapted on {target_task} ({branch})",
                 tasks_seen=sorted(set(current.tasks_seen) | {target_task}),
                 reasoner=f"{reasoner.name}:{reasoner.model}",

@@ -74,6 +74,7 @@ def make_principle_learner(reasoner: Reasoner, prompts: PromptSet, top_k: int = 
         if isinstance(reply.value, PrincipleDraft):
             value = PrincipleSet(
                 version=0,
+                space=space.name,
                 source=f"learned on {space.name}: {', '.join(tasks)} (top {top_k})",
                 tasks_seen=tasks,
                 reasoner=f"{reasoner.name}:{reasoner.model}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,14 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
         table.check_task(settings.target)
         for src in settings.sources:
             table.check_task(src)
+    elif settings.sources:
+        from lapt.tables import table_for
+
+        source_table = table_for(space)
+        if source_table is None:
+            raise UserError(f"space {space.name} has no benchmark table to learn principles from: pass --principles")
+        for src in settings.sources:
+            source_table.check_task(src)
     if not settings.sources and settings.principles_from is None:
         raise UserError("give at least one --source task (or --principles to start from stored principles)")
     return settings, space
@@ -225,8 +234,12 @@ def execute(
     resume: bool = False,
     checkpoint: bool = True,
     trace: bool = True,
+    store: str | bool | None = None,
 ) -> RunResult:
     """Run validated settings through the graph (see :func:`run`).
+
+    ``store`` is the principle library that receives every learned or adapted principle set: a path,
+    None for the default library (only for runs with a run directory), or False for none.
 
     With a run directory the run is durable (:mod:`lapt.graph.durable`): locked against a second
     process, checkpointed after every step, and with ``resume`` continued from its last checkpoint.
@@ -245,7 +258,11 @@ def execute(
         settings, space, llm, initial_principles, evaluator, run_dir=writer.path if writer is not None else None
     )
     config = run_config(settings, hashes, initial_principles)
+    created_here = writer is not None and not resume and not writer.path.exists()
+    refused: BaseException | None = None
     durable = open_durable(ctx, writer, config, resume=resume, checkpoint=checkpoint)
+    if writer is not None and settings.evaluator == "train" and not (writer.path / "split.json").exists():
+        _save_split(writer, settings.train or {})
     bar = None
     if progress:
         from tqdm import tqdm
@@ -266,7 +283,11 @@ def execute(
             if trial.val is not None:
                 bar.set_postfix(last=f"{trial.val:.2f}")
 
+    library = _principle_library(store, writer, settings, space, llm, hashes)
+
     def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "principles" and library is not None:
+            library(payload)
         if writer is None:
             return
         if kind == "principles":
@@ -293,8 +314,9 @@ def execute(
                 **tracer_config(session),
             },
         )
-    except BaseException:
+    except BaseException as exc:
         durable.close()  # releases the run directory's lock (finish() does it on success)
+        refused = exc
         raise
     finally:
         if bar is not None:
@@ -302,6 +324,9 @@ def execute(
         ctx.executor.close()
         if session is not None:
             session.close()  # trace.jsonl is complete from here on
+        if created_here and isinstance(refused, UserError) and writer is not None and not _has_trials(writer.path):
+            # Bad input found by the first call (a wrong API key, an unknown model): leave nothing behind.
+            shutil.rmtree(writer.path, ignore_errors=True)
     table = target_table(space, settings)
     summary = summarize(settings, space, state, time.perf_counter() - start, table)
     summary = durable.finish(state, summary)
@@ -317,9 +342,67 @@ def execute(
     )
 
 
-def resume(
-    run_dir: str | Path, *, llm: Any = None, progress: bool = False, evaluator: Any = None
-) -> RunResult:
+def _has_trials(path: Path) -> bool:
+    trials = path / "trials.jsonl"
+    return trials.exists() and trials.stat().st_size > 0
+
+
+def _save_split(writer: RunDirectory, train: dict[str, Any]) -> None:
+    """Save the fixed train/validation/test split of a training run (indices into the dataset)."""
+    from lapt.run_dir import atomic_write
+    from lapt.tools.train.datasets import split_indices
+
+    split = split_indices(train.get("dataset", "mnist5k"), train.get("data_dir"), 0, train.get("max_train_images"))
+    payload = {"dataset": train.get("dataset", "mnist5k"), "split_seed": 0, **split}
+    atomic_write(writer.path / "split.json", json.dumps(payload) + "\n")
+
+
+def _principle_library(
+    store: str | bool | None,
+    writer: RunDirectory | None,
+    settings: RunSettings,
+    space: SearchSpace,
+    llm: Any,
+    hashes: dict[str, str],
+) -> Any:
+    """A callback adding each principle set of the run to the library, or None when storing is off.
+
+    The library is a convenience: if it cannot be written (read-only home, locked file) the run goes on
+    and says so once, rather than failing hours of search.
+    """
+    if store is False or (store is None and writer is None):
+        return None
+    import sqlite3
+    import sys
+
+    from lapt.principle_store import PrincipleProvenance, PrincipleStore
+
+    library = PrincipleStore(None if store in (None, True) else str(store))
+    parent: list[str] = []
+    warned: list[bool] = []
+
+    def add(payload: dict[str, Any]) -> None:
+        pset = PrincipleSet.model_validate(payload)
+        provenance = PrincipleProvenance(
+            space=getattr(space, "ref", None) or space.name,
+            source_tasks=pset.tasks_seen,
+            reasoner=settings.reasoner,
+            model=llm.model if llm is not None else "enrichment-miner",
+            prompt_hashes=hashes,
+            run_id=writer.path.name if writer is not None else "",
+            parent_id=parent[-1] if parent else None,
+        )
+        try:
+            parent.append(library.add(pset, provenance))
+        except (sqlite3.Error, OSError) as e:
+            if not warned:
+                print(f"lapt: warning: principle library {library.path} not updated: {e}", file=sys.stderr)
+                warned.append(True)
+
+    return add
+
+
+def resume(run_dir: str | Path, *, llm: Any = None, progress: bool = False, evaluator: Any = None) -> RunResult:
     """Continue a killed run from its last checkpoint, with the settings in its ``config.json``.
 
     Refused (UserError, nothing written) when another process holds the folder, or when the lapt

@@ -19,16 +19,39 @@ from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
 
 
-def resolve_principles(value: str) -> PrincipleSet:
-    """The principle set ``--principles VALUE`` names.
+def resolve_principles(value: str, space: SearchSpace, store: str | None = None) -> tuple[PrincipleSet, list[str]]:
+    """The principle set ``--principles VALUE`` names, fitted to ``space``.
 
-    Today VALUE is a file path. This is the one place to resolve a principle-library id as well
-    (``lapt principles list``): look it up here when VALUE is not a file.
+    VALUE is a file (``principles.json`` of ``lapt learn --out``, or a library export) or the id of a
+    stored set (``lapt principles list``). Principles stated for another space that shares op names
+    (NB201 -> TNB101 micro) are transferred: ops and layers the target lacks are dropped, and the
+    returned report says which. Principles for this space (or of unknown origin) must fit it exactly.
     """
     path = Path(value)
-    if not path.is_file():
-        raise UserError(f"--principles {value}: no such file (give a principles.json from `lapt learn --out`)")
-    return load_principles_file(path)
+    if path.is_file():
+        pset = load_principles_file(path)
+        origin = pset.space
+    else:
+        from lapt.principle_store import PrincipleStore
+
+        store_obj = PrincipleStore(store)
+        if not store_obj.path.exists():
+            raise UserError(f"--principles {value}: no such file, and no principle store at {store_obj.path}")
+        try:
+            stored = store_obj.get(value)
+        except UserError as e:
+            raise UserError(f"--principles {value}: no such file or stored principle set ({e})") from e
+        pset = stored.principle_set
+        origin = stored.provenance.space
+    if origin is not None and origin not in (space.name, getattr(space, "ref", None)):
+        from lapt.principle_transfer import transfer_principles
+
+        moved, report = transfer_principles(pset, space)
+        if not moved.principles:
+            raise UserError(f"--principles {value}: no principle of {origin} applies to {space.name}")
+        return moved.model_copy(update={"space": space.name}), report
+    check_principles_fit(pset, space, value)
+    return pset, []
 
 
 def load_principles_file(path: Path) -> PrincipleSet:

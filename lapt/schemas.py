@@ -43,6 +43,7 @@ class PrincipleSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=0)
+    space: str | None = Field(default=None, description="Search space the principles were stated for.")
     source: str = Field(description="How it was made: learned from which tasks, or adapted on which.")
     tasks_seen: list[str] = Field(default_factory=list, description="Tasks whose data the author saw.")
     reasoner: str = ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ os.environ["LANGCHAIN_TRACING_V2"] = "false"
 os.environ.pop("LANGSMITH_API_KEY", None)
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+# Runs add their principle sets to a library; tests use a throw-away one, never the user's.
+os.environ["LAPT_PRINCIPLE_STORE"] = str(Path(tempfile.mkdtemp(prefix="lapt-test-")) / "principles.sqlite")
 # Keep processes x torch threads within the 2 cores of CI machines.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

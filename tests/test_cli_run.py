@@ -76,3 +76,102 @@ def test_learn_prints_and_saves(tmp_path):
     assert "refined space: 729 of 4,096" in out.stdout
     saved = json.loads((tmp_path / "p" / "principles.json").read_text())
     assert saved["tasks_seen"] == ["jigsaw"] and saved["principles"]
+
+
+def test_unreachable_llm_leaves_no_run_directory(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_dir = tmp_path / "r"
+    out = lapt(
+        "run",
+        "--source",
+        "cifar10",
+        "--target",
+        "cifar100",
+        "--budget",
+        "3",
+        "--quiet",
+        "--run-dir",
+        str(run_dir),
+        "--llm",
+        "openai:m",
+        "--llm-base-url",
+        f"http://127.0.0.1:{port}/v1",
+    )
+    assert out.returncode == 2 and "cannot reach the LLM endpoint" in out.stderr
+    assert not run_dir.exists()
+
+
+def test_run_stores_principles_and_a_stored_set_seeds_another_space(tmp_path):
+    store = tmp_path / "lib.sqlite"
+    out = lapt(
+        "run",
+        "--source",
+        "cifar10",
+        "--target",
+        "cifar100",
+        "--budget",
+        "6",
+        "--quiet",
+        "--run-dir",
+        str(tmp_path / "r1"),
+        "--store",
+        str(store),
+    )
+    assert out.returncode == 0, out.stderr
+    listing = lapt("principles", "list", "--store", str(store))
+    rows = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
+    assert len(rows) == 2  # learned, then adapted once after 5 evaluations
+    out = lapt(
+        "run",
+        "--space",
+        "tnb101",
+        "--principles",
+        rows[0],
+        "--target",
+        "class_scene",
+        "--budget",
+        "5",
+        "--quiet",
+        "--run-dir",
+        str(tmp_path / "r2"),
+        "--store",
+        str(store),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "avg_pool_3x3" in out.stderr and "principles transferred" in out.stderr
+    v0 = json.loads((tmp_path / "r2" / "principles" / "v0.json").read_text())
+    assert v0["space"] == "tnb101"
+    assert all("avg_pool_3x3" not in p["favour"] + p["avoid"] for p in v0["principles"])
+
+
+def test_training_run_saves_its_split(tmp_path):
+    out = lapt(
+        "run",
+        "--source",
+        "cifar10",
+        "--target",
+        "mnist5k",
+        "--evaluator",
+        "train",
+        "--budget",
+        "2",
+        "--net",
+        "C=4",
+        "--net",
+        "N=1",
+        "--max-train-images",
+        "300",
+        "--quiet",
+        "--no-store",
+        "--run-dir",
+        str(tmp_path / "t"),
+    )
+    assert out.returncode == 0, out.stderr
+    split = json.loads((tmp_path / "t" / "split.json").read_text())
+    assert split["dataset"] == "mnist5k" and len(split["train"]) == 300 and not set(split["train"]) & set(split["val"])
+    trials = [json.loads(line) for line in (tmp_path / "t" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 and all(t["extras"]["params"] > 0 for t in trials if t["status"] == "ok")

@@ -42,10 +42,15 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--no-adapt", action="store_true", help="transfer only: never adapt the principles")
         p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
         p.add_argument("--evaluator", default="table", choices=["table", "train"])
-        p.add_argument("--executor", default="local", choices=["local", "threads", "processes", "ray"],
-                       help="where evaluations run (default local: in-process, one at a time)")
-        p.add_argument("--workers", type=int, metavar="N",
-                       help="parallel evaluations (<= cores); for ray: CPUs of the local Ray")
+        p.add_argument(
+            "--executor",
+            default="local",
+            choices=["local", "threads", "processes", "ray"],
+            help="where evaluations run (default local: in-process, one at a time)",
+        )
+        p.add_argument(
+            "--workers", type=int, metavar="N", help="parallel evaluations (<= cores); for ray: CPUs of the local Ray"
+        )
         p.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to use (default: start one on 127.0.0.1)")
         p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N", help="Ray CPUs per evaluation")
         p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N", help="Ray GPUs per evaluation")

@@ -52,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     else:
         test = "n/a (benchmark publishes validation only)" if out.test is None else f"{out.test:.3f}"
-        extras = "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.extras.items()
-                           if k in ("params", "flops", "device", "peak_memory_mb"))
+        extras = "  ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in out.extras.items()
+            if k in ("params", "flops", "device", "peak_memory_mb")
+        )
         cost = f"  train_s={out.cost_s:.1f}" if args.evaluator == "train" else ""
         print(f"{space.to_str(genotype)}  task={task}  val={out.val:.4f}  test={test}{cost}  {extras}".rstrip())
     return 0

@@ -16,6 +16,10 @@ def register(sub: Any) -> None:
     add_run_options(p, target=False)
     add_llm_options(p)
     p.add_argument("--out", metavar="DIR", help="save principles.json and mask.json in DIR")
+    p.add_argument(
+        "--store", metavar="PATH", help="principle library (default: $LAPT_PRINCIPLE_STORE or the user data dir)"
+    )
+    p.add_argument("--no-store", action="store_true", help="do not add the learned set to the library")
     p.set_defaults(func=run)
 
 
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a directory")
-    ctx, _ = build_context(settings, space, llm)
+    ctx, hashes = build_context(settings, space, llm)
     learned = ctx.learner(space, ctx.sources())
     if learned.value is None:
         raise UserError(f"the learner gave no valid principles: {learned.reply.error}")
@@ -59,6 +63,19 @@ def run(args: argparse.Namespace) -> int:
     spec = to_spec(space, refined.value)
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
     print(mask_summary(space, spec))
+    if not args.no_store:
+        from lapt.principle_store import PrincipleProvenance, PrincipleStore
+
+        store = PrincipleStore(args.store)
+        provenance = PrincipleProvenance(
+            space=getattr(space, "ref", None) or space.name,
+            source_tasks=pset.tasks_seen,
+            reasoner=settings.reasoner,
+            model=llm.model if llm is not None else "enrichment-miner",
+            prompt_hashes=hashes,
+            run_id="lapt-learn",
+        )
+        print(f"\nstored in the principle library as {store.add(pset, provenance)} ({store.path})")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / "principles.json", pset.model_dump_json(indent=2) + "\n")

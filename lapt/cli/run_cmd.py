@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,16 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--principles",
         metavar="FILE",
-        help="start from these principles (principles.json of `lapt learn --out`) instead of learning",
+        help="start from these principles instead of learning: a principles.json of `lapt learn --out`, a library "
+        "export, or the id of a stored set (`lapt principles list`); sets from another space are transferred",
     )
+    p.add_argument(
+        "--store", metavar="PATH", help="principle library (default: $LAPT_PRINCIPLE_STORE or the user data dir)"
+    )
+    from lapt.cli.train_options import add_train_options
+
+    add_train_options(p)
+    p.add_argument("--no-store", action="store_true", help="do not add this run's principle sets to the library")
     p.set_defaults(func=run)
 
 
@@ -36,21 +45,28 @@ def run(args: argparse.Namespace) -> int:
     from lapt.api import execute, resolve_settings
     from lapt.cli.resume_cmd import precheck_resume
     from lapt.errors import UserError
-    from lapt.principles_file import check_principles_fit, resolve_principles
+    from lapt.principles_file import resolve_principles
     from lapt.run_dir import RunDirectory, default_run_dir
 
     if args.resume and not args.run_dir:
         raise UserError("--resume needs --run-dir (the folder of the run to continue)")
     llm = llm_settings(args, announce=False)
     values = run_values(args)
+    if args.evaluator == "train":
+        from lapt.cli.train_options import train_settings
+
+        values["train"] = train_settings(args)
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}
-    principles = resolve_principles(args.principles) if args.principles else None
-    if principles is not None:
+    principles = None
+    if args.principles:
+        from lapt.spaces import get_space
+
+        principles, transfer_report = resolve_principles(args.principles, get_space(args.space), args.store)
+        for line in transfer_report:
+            print(f"lapt: principles transferred: {line}", file=sys.stderr)
         values["principles_from"] = principles.source
     settings, space = resolve_settings(**values)
-    if principles is not None:
-        check_principles_fit(principles, space, args.principles)
     # Bad prompt overrides are refused here, before any other output (the run loads them again).
     prompts = load_prompts(Path(settings.prompts_dir) if settings.prompts_dir else None)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir()
@@ -69,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         initial_principles=principles,
         resume=args.resume,
         trace=not args.no_trace,
+        store=False if args.no_store else args.store,
     )
     return report(result)
 

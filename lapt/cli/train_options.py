@@ -14,15 +14,20 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="mnist5k", help="mnist5k (shipped), cifar10, cifar100 or npz:PATH")
     g.add_argument("--data-dir", help="folder of the CIFAR python batches")
     g.add_argument("--epochs", type=int, default=1)
-    g.add_argument("--train-batch-size", type=int, default=128, metavar="N", help="images per training step")
-    g.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine schedule)")
+    g.add_argument("--train-batch-size", type=int, default=64, metavar="N", help="images per training step")
+    g.add_argument("--lr", type=float, default=0.1, help="peak learning rate (cosine schedule)")
     g.add_argument("--weight-decay", type=float, default=5e-4)
     g.add_argument("--label-smoothing", type=float, default=0.0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--train-seed", type=int, default=0, help="training seed (the data split is fixed)")
     g.add_argument("--max-train-images", type=int, metavar="N", help="cap on training images (quick runs)")
-    g.add_argument("--net", action="append", default=[], metavar="KEY=VALUE",
-                   help="network size override, e.g. C=8, N=1, layers=8 (repeatable)")
+    g.add_argument(
+        "--net",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="network size override, e.g. C=8, N=1, layers=8 (repeatable)",
+    )
     g.add_argument("--subprocess", action="store_true", help="train each architecture in a worker subprocess")
 
 
