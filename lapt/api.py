@@ -357,6 +357,29 @@ def _save_split(writer: RunDirectory, train: dict[str, Any]) -> None:
     atomic_write(writer.path / "split.json", json.dumps(payload) + "\n")
 
 
+def principle_provenance(
+    pset: PrincipleSet,
+    settings: RunSettings,
+    space: SearchSpace,
+    llm: Any,
+    hashes: dict[str, str],
+    run_id: str,
+    parent_id: str | None = None,
+) -> Any:
+    """Where a principle set came from, as the principle library records it."""
+    from lapt.principle_store import PrincipleProvenance
+
+    return PrincipleProvenance(
+        space=getattr(space, "ref", None) or space.name,
+        source_tasks=pset.tasks_seen,
+        reasoner=settings.reasoner,
+        model=llm.model if llm is not None else "enrichment-miner",
+        prompt_hashes=hashes,
+        run_id=run_id,
+        parent_id=parent_id,
+    )
+
+
 def _principle_library(
     store: str | bool | None,
     writer: RunDirectory | None,
@@ -375,7 +398,7 @@ def _principle_library(
     import sqlite3
     import sys
 
-    from lapt.principle_store import PrincipleProvenance, PrincipleStore
+    from lapt.principle_store import PrincipleStore
 
     library = PrincipleStore(None if store in (None, True) else str(store))
     parent: list[str] = []
@@ -383,15 +406,8 @@ def _principle_library(
 
     def add(payload: dict[str, Any]) -> None:
         pset = PrincipleSet.model_validate(payload)
-        provenance = PrincipleProvenance(
-            space=getattr(space, "ref", None) or space.name,
-            source_tasks=pset.tasks_seen,
-            reasoner=settings.reasoner,
-            model=llm.model if llm is not None else "enrichment-miner",
-            prompt_hashes=hashes,
-            run_id=writer.path.name if writer is not None else "",
-            parent_id=parent[-1] if parent else None,
-        )
+        run_id = writer.path.name if writer is not None else ""
+        provenance = principle_provenance(pset, settings, space, llm, hashes, run_id, parent[-1] if parent else None)
         try:
             parent.append(library.add(pset, provenance))
         except (sqlite3.Error, OSError) as e:

@@ -64,17 +64,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
     print(mask_summary(space, spec))
     if not args.no_store:
-        from lapt.principle_store import PrincipleProvenance, PrincipleStore
+        from lapt.api import principle_provenance
+        from lapt.principle_store import PrincipleStore
 
         store = PrincipleStore(args.store)
-        provenance = PrincipleProvenance(
-            space=getattr(space, "ref", None) or space.name,
-            source_tasks=pset.tasks_seen,
-            reasoner=settings.reasoner,
-            model=llm.model if llm is not None else "enrichment-miner",
-            prompt_hashes=hashes,
-            run_id="lapt-learn",
-        )
+        provenance = principle_provenance(pset, settings, space, llm, hashes, "lapt-learn")
         print(f"\nstored in the principle library as {store.add(pset, provenance)} ({store.path})")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
