@@ -71,10 +71,9 @@ def learn_principles(state: LaptState, runtime: Runtime[RunContext]) -> dict[str
     if ctx.initial_principles is not None:
         pset = ctx.initial_principles
         ctx.on_event("principles", pset.model_dump())
-        return {
-            "principles": [pset.model_dump()],
-            "decisions": [{"agent": "learner", "ok": True, "note": f"given: {pset.source}", "saw_tasks": []}],
-        }
+        given = {"agent": "learner", "ok": True, "note": f"given: {pset.source}", "saw_tasks": []}
+        ctx.on_event("decision", given)
+        return {"principles": [pset.model_dump()], "decisions": [given]}
     outcome = ctx.learner(ctx.space, ctx.sources())
     update: dict[str, Any] = {"usage": _usage(state, outcome), "principles": []}
     if outcome.value is not None:
