@@ -12,7 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # folder -> import prefixes it must not use
 FORBIDDEN = {
-    "lapt": ("lapt.graph", "lapt.agents", "lapt.tools", "langgraph", "langchain", "langchain_openai", "torch"),
+    "lapt": (
+        "lapt.graph",
+        "lapt.agents",
+        "lapt.tools",
+        "langgraph",
+        "langchain",
+        "langchain_core",
+        "langchain_openai",
+        "torch",
+    ),
     "tools": ("lapt.graph", "lapt.agents", "langgraph", "langchain_openai"),
     "agents": ("lapt.graph", "lapt.tools", "torch"),
     "graph": ("torch",),
