@@ -14,16 +14,6 @@ import time
 from typing import Any
 
 NB201_BEST = ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_3x3")
-DARTS_V2 = (
-    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-    (("sep_conv_3x3", 1), ("skip_connect", 0)),
-    (("skip_connect", 0), ("dil_conv_3x3", 2)),
-    (("max_pool_3x3", 0), ("max_pool_3x3", 1)),
-    (("skip_connect", 2), ("max_pool_3x3", 1)),
-    (("max_pool_3x3", 0), ("skip_connect", 2)),
-    (("skip_connect", 2), ("max_pool_3x3", 1)),
-)
 
 
 def _parse() -> argparse.Namespace:
@@ -32,8 +22,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, 256 on CUDA")
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (CPU 2, CUDA 30)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (CPU 1, CUDA 5)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    p.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--nb201-C", type=int, default=16)
     p.add_argument("--nb201-N", type=int, default=5)
@@ -43,8 +34,9 @@ def _parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _measure(model: Any, batch: int, image_size: int, steps: int, warmup: int, device: Any,
-             bf16: bool, train: bool) -> float:
+def _measure(
+    model: Any, batch: int, image_size: int, steps: int, warmup: int, device: Any, bf16: bool, train: bool
+) -> float:
     """Images per second over ``steps`` timed steps; synchronises only around the timed block."""
     import torch
 
@@ -85,7 +77,7 @@ def main() -> None:
     args = _parse()
     import torch
 
-    from lapt.tools.nets import build_network, count_flops, count_params
+    from lapt.tools.nets import DARTS_V2, build_network, count_flops, count_params
     from lapt.tools.train.device import resolve_device, set_threads
 
     device = resolve_device(args.device)
@@ -101,15 +93,18 @@ def main() -> None:
     darts_c = args.darts_C or (36 if cuda else 16)
     darts_layers = args.darts_layers or (20 if cuda else 8)
     nets = [
-        (f"nb201 C={args.nb201_C} N={args.nb201_N}", "nb201", NB201_BEST,
-         {"C": args.nb201_C, "N": args.nb201_N}),
+        (f"nb201 C={args.nb201_C} N={args.nb201_N}", "nb201", NB201_BEST, {"C": args.nb201_C, "N": args.nb201_N}),
         (f"darts C={darts_c} L={darts_layers}", "darts", DARTS_V2, {"C": darts_c, "layers": darts_layers}),
     ]
     where = f"{device}" + (f" ({torch.cuda.get_device_name(device)})" if cuda else f" ({threads} threads)")
-    print(f"device {where}; image {args.image_size}x{args.image_size}x3; {steps} timed steps after "
-          f"{warmup} warm-up; torch {torch.__version__}")
-    header = f"{'network':<20} {'params M':>9} {'FLOPs M':>9} {'batch':>6} {'precision':>14} " \
-             f"{'train img/s':>12} {'infer img/s':>12}"
+    print(
+        f"device {where}; image {args.image_size}x{args.image_size}x3; {steps} timed steps after "
+        f"{warmup} warm-up; torch {torch.__version__}"
+    )
+    header = (
+        f"{'network':<20} {'params M':>9} {'FLOPs M':>9} {'batch':>6} {'precision':>14} "
+        f"{'train img/s':>12} {'infer img/s':>12}"
+    )
     print(header)
     print("-" * len(header))
     for label, space, genotype, net in nets:
@@ -121,8 +116,9 @@ def main() -> None:
             model = model.to(memory_format=torch.channels_last)
         train_ips = _measure(model, batch, args.image_size, steps, warmup, device, bf16, train=True)
         infer_ips = _measure(model, batch, args.image_size, steps, warmup, device, bf16, train=False)
-        print(f"{label:<20} {params:>9.3f} {flops:>9.1f} {batch:>6} {precision:>14} "
-              f"{train_ips:>12.1f} {infer_ips:>12.1f}")
+        print(
+            f"{label:<20} {params:>9.3f} {flops:>9.1f} {batch:>6} {precision:>14} {train_ips:>12.1f} {infer_ips:>12.1f}"
+        )
         del model
         if cuda:
             torch.cuda.empty_cache()

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from lapt.tools.nets import (  # noqa: E402 - after the importorskip guard
     DARTS_OPS,
+    DARTS_V2,
     NB201_OPS,
     TNB101_OPS,
     NetworkBuildError,
@@ -25,17 +26,6 @@ ORACLE = Path(__file__).parent / "data" / "nb201_oracle_cells.json"
 NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 NASLIB_EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 OUR_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-
-DARTS_V2 = (
-    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-    (("sep_conv_3x3", 1), ("skip_connect", 0)),
-    (("skip_connect", 0), ("dil_conv_3x3", 2)),
-    (("max_pool_3x3", 0), ("max_pool_3x3", 1)),
-    (("skip_connect", 2), ("max_pool_3x3", 1)),
-    (("max_pool_3x3", 0), ("skip_connect", 2)),
-    (("skip_connect", 2), ("max_pool_3x3", 1)),
-)
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +133,12 @@ def _genotype_from_naslib(key: str) -> tuple[str, ...]:
 def test_naslib_key_mapping_is_by_node_pair():
     # NASLib position 2 is edge 1->4 (our 0->3) and position 3 is 2->3 (our 1->2).
     assert _genotype_from_naslib("(1, 1, 0, 2, 1, 1)") == (
-        "none", "none", "nor_conv_3x3", "skip_connect", "none", "none"
+        "none",
+        "none",
+        "nor_conv_3x3",
+        "skip_connect",
+        "none",
+        "none",
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from lapt.tools.nets.cost import count_flops, count_params
-from lapt.tools.nets.darts import DARTS_OPS, DartsNetwork, check_darts_genotype
+from lapt.tools.nets.darts import DARTS_OPS, DARTS_V2, DartsNetwork, check_darts_genotype
 from lapt.tools.nets.nb201 import NB201_OPS, NB201Network
 from lapt.tools.nets.ops import NetworkBuildError
 from lapt.tools.nets.tnb101 import TNB101_OPS, TNB101MicroNetwork
@@ -24,8 +24,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
 SPACE_OPS: dict[str, tuple[str, ...]] = {"nb201": NB201_OPS, "tnb101": TNB101_OPS, "darts": DARTS_OPS}
 
 
-def build_network(space: str, genotype: Any, num_classes: int = 10, in_channels: int = 3,
-                  **net: Any) -> nn.Module:
+def build_network(space: str, genotype: Any, num_classes: int = 10, in_channels: int = 3, **net: Any) -> nn.Module:
     """Build the evaluation network of ``space`` for ``genotype``.
 
     Args:
@@ -49,6 +48,7 @@ def build_network(space: str, genotype: Any, num_classes: int = 10, in_channels:
 
 __all__ = [
     "DARTS_OPS",
+    "DARTS_V2",
     "NB201_OPS",
     "NETWORKS",
     "SPACE_OPS",

@@ -15,9 +15,7 @@ _EXCLUDED_PREFIXES = ("auxiliary",)
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters, leaving out an auxiliary head (it is dropped at inference)."""
-    return sum(
-        p.numel() for name, p in model.named_parameters() if not name.startswith(_EXCLUDED_PREFIXES)
-    )
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(_EXCLUDED_PREFIXES))
 
 
 def _conv_flops(module: nn.Conv2d, output: torch.Tensor) -> int:

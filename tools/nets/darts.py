@@ -24,6 +24,19 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+
+# The DARTS_V2 cell published by the DARTS paper (normal nodes 2-5, then reduction nodes 2-5), a reference
+# architecture for tests and throughput benchmarks.
+DARTS_V2 = (
+    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
+    (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
+    (("sep_conv_3x3", 1), ("skip_connect", 0)),
+    (("skip_connect", 0), ("dil_conv_3x3", 2)),
+    (("max_pool_3x3", 0), ("max_pool_3x3", 1)),
+    (("skip_connect", 2), ("max_pool_3x3", 1)),
+    (("max_pool_3x3", 0), ("skip_connect", 2)),
+    (("skip_connect", 2), ("max_pool_3x3", 1)),
+)
 NODES = (2, 3, 4, 5)
 Edge = tuple[str, int]
 Layer = tuple[Edge, Edge]
@@ -74,13 +87,12 @@ def darts_op(name: str, channels: int, stride: int) -> nn.Module:
 class DartsCell(nn.Module):
     """One normal or reduction cell; edges reading s0/s1 stride 2 in a reduction cell."""
 
-    def __init__(self, layers: Sequence[Layer], c_pp: int, c_p: int, c: int, reduction: bool,
-                 reduction_prev: bool) -> None:
+    def __init__(
+        self, layers: Sequence[Layer], c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
+    ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
-        )
+        self.preprocess0: nn.Module = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0)
         self.inputs = [src for layer in layers for _op, src in layer]
         self.ops = nn.ModuleList(
@@ -145,9 +157,16 @@ class DartsNetwork(nn.Module):
         drop_path_prob: initial drop-path probability (0 disables it).
     """
 
-    def __init__(self, genotype: Sequence[Sequence[Sequence[object]]], num_classes: int = 10,
-                 in_channels: int = 3, C: int = 36, layers: int = 20, auxiliary: bool = False,
-                 drop_path_prob: float = 0.0) -> None:
+    def __init__(
+        self,
+        genotype: Sequence[Sequence[Sequence[object]]],
+        num_classes: int = 10,
+        in_channels: int = 3,
+        C: int = 36,
+        layers: int = 20,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ) -> None:
         super().__init__()
         self.genotype = check_darts_genotype(genotype)
         if C < 1 or layers < 3:
@@ -155,8 +174,7 @@ class DartsNetwork(nn.Module):
         self.drop_path_prob = drop_path_prob
         self._aux_at = 2 * layers // 3
         c_curr = 3 * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c_curr))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c_curr = c_curr, c_curr, C
         cells: list[DartsCell] = []
         reduction_prev = False

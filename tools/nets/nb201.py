@@ -54,8 +54,9 @@ class NB201Network(nn.Module):
         N: cells per stage.
     """
 
-    def __init__(self, genotype: Sequence[str], num_classes: int = 10, in_channels: int = 3,
-                 C: int = 16, N: int = 5) -> None:
+    def __init__(
+        self, genotype: Sequence[str], num_classes: int = 10, in_channels: int = 3, C: int = 16, N: int = 5
+    ) -> None:
         super().__init__()
         self.genotype = check_cell_genotype(genotype, NB201_OPS, "nb201")
         if C < 1 or N < 1:

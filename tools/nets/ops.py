@@ -34,8 +34,7 @@ class ReLUConvBN(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      bias=not affine),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=not affine),
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
 
@@ -66,8 +65,9 @@ class FactorizedReduce(nn.Module):
     variant); on even sizes this equals the DARTS original, and on odd sizes both halves keep one shape.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 2, affine: bool = True,
-                 track_running_stats: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: int = 2, affine: bool = True, track_running_stats: bool = True
+    ) -> None:
         super().__init__()
         if c_out % 2:
             raise NetworkBuildError(f"FactorizedReduce needs an even channel count, got {c_out}")
@@ -129,12 +129,12 @@ class SepConv(nn.Sequential):
 class DilConv(nn.Sequential):
     """DARTS dilated separable conv: ReLU, dilated depthwise, pointwise, BN."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int,
-                 dilation: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, dilation: int) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      groups=c_in, bias=False),
+            nn.Conv2d(
+                c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False
+            ),
             nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
             nn.BatchNorm2d(c_out),
         )

@@ -58,8 +58,15 @@ class TNB101MicroNetwork(nn.Module):
         cells_per_stage: cells stacked in each stage (2 in the benchmark).
     """
 
-    def __init__(self, genotype: Sequence[str], num_classes: int = 10, in_channels: int = 3,
-                 C: int = 64, macro_code: str = MACRO_CODE, cells_per_stage: int = 2) -> None:
+    def __init__(
+        self,
+        genotype: Sequence[str],
+        num_classes: int = 10,
+        in_channels: int = 3,
+        C: int = 64,
+        macro_code: str = MACRO_CODE,
+        cells_per_stage: int = 2,
+    ) -> None:
         super().__init__()
         self.genotype = check_cell_genotype(genotype, TNB101_OPS, "tnb101")
         if C < 2 or C % 2 or cells_per_stage < 1:
