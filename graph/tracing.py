@@ -25,7 +25,7 @@ its tool run and each principle set and mask the output of its decision run.
 
 Why not LangChain's ``LangChainTracer`` as it is: it builds a pydantic ``Run`` per callback and hands
 the client whole states to copy and serialise: with :class:`~lapt.tracing.FileTraceClient` behind it, a
-budget-100 offline graph took 3-4x the CPU time (``bench/trace_overhead.py --compare-stock``);
+budget-100 offline graph took 3-4x the CPU time (``perf/trace_overhead.py --compare-stock``);
 this tracer's target is under 10 %.
 :class:`FileTracer` subclasses it (so LangChain sees a LangSmith tracer, adds no second one when
 ``LANGSMITH_TRACING`` is on, and ``@traceable`` / ``langsmith.trace`` code nested in a node finds its

@@ -29,7 +29,7 @@ from lapt.schemas import PrincipleSet
 # The four installed packages of the distribution (lapt.agents/graph/tools live in their own folders).
 _PACKAGES = ("lapt", "lapt.agents", "lapt.graph", "lapt.tools")
 # Front ends that decide nothing in a run once its settings are resolved (and settings are compared).
-_NOT_RUN_CODE = ("lapt/cli/", "lapt/bench/")
+_NOT_RUN_CODE = ("lapt/cli/", "lapt/experiments/")
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """An OpenAI-compatible chat-completions server on 127.0.0.1 that misbehaves on request.
 
-Tests (and ``bench/llm_chaos.py``) fake the LLM only here, at the wire: the real ``ChatOpenAI`` client
+Tests (and ``perf/llm_chaos.py``) fake the LLM only here, at the wire: the real ``ChatOpenAI`` client
 talks HTTP to this server, so every fault reaches the client exactly as a real server's would.
 
 Scripting: :meth:`FakeOpenAI.script` queues one behaviour per request (see :data:`BEHAVIOURS`); when the

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lapt.bench.oracle import best_region
+from lapt.experiments.oracle import best_region
 from lapt.cli import main
 from lapt.metrics import incumbent_at, mean_std, paper_outcome, reported_metric
 from lapt.schemas import Trial, TrialStatus
@@ -203,7 +203,7 @@ def test_report_refuses_a_damaged_bench(tmp_path: Path, capsys):
 
 
 def test_mask_statistics_follow_the_active_mask(nb201):
-    from lapt.bench.methods import _mask_counts
+    from lapt.experiments.methods import _mask_counts
     from lapt.masks import from_spec
     from lapt.spaces import MaskSpec
 

@@ -27,7 +27,7 @@ FORBIDDEN = {
     "graph": ("torch",),
 }
 # The CLI and the Python API are the composition root: they wire the layers together.
-COMPOSITION_ROOT = ("lapt/cli", "lapt/api.py", "lapt/bench", "lapt/__init__.py", "graph/studio.py")
+COMPOSITION_ROOT = ("lapt/cli", "lapt/api.py", "lapt/experiments", "lapt/__init__.py", "graph/studio.py")
 
 
 def _imports(path: Path) -> list[str]:

@@ -15,7 +15,7 @@ from lapt.errors import UserError
 
 def register(sub: Any) -> None:
     """Add the ``bench`` and ``report`` sub-commands."""
-    from lapt.bench.plan import BENCH_SPACES, METHODS
+    from lapt.experiments.plan import BENCH_SPACES, METHODS
 
     p = sub.add_parser(
         "bench",
@@ -69,7 +69,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     config built with None already checks every other option.
     """
     from lapt import __version__
-    from lapt.bench.plan import BENCH_SPACES, DEFAULT_BUDGET, BenchConfig, make_pairs, parse_methods
+    from lapt.experiments.plan import BENCH_SPACES, DEFAULT_BUDGET, BenchConfig, make_pairs, parse_methods
     from lapt.tables import load_table
 
     if args.space not in BENCH_SPACES:
@@ -112,7 +112,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    from lapt.bench.files import CURVES, RESULTS
+    from lapt.experiments.files import CURVES, RESULTS
     from lapt.run_dir import default_run_dir
 
     out = Path(args.out) if args.out else default_run_dir(Path("benches"))
@@ -125,16 +125,16 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def bench(args: argparse.Namespace) -> int:
     """Validate everything, run every job, write the bench directory and print the summary's location."""
-    from lapt.bench.files import SUMMARY
-    from lapt.bench.runner import run_bench
+    from lapt.experiments.files import SUMMARY
+    from lapt.experiments.runner import run_bench
 
     out = _out_dir(args)
     build_config(args, None, out)  # bad options fail here, before the reasoner notice is printed
     llm = llm_settings(args)
     config = build_config(args, llm, out)
     # Every pair's run settings are checked here, before any worker starts.
-    from lapt.bench.methods import settings_for
-    from lapt.bench.plan import Job
+    from lapt.experiments.methods import settings_for
+    from lapt.experiments.plan import Job
 
     for pair in config.pairs:
         settings_for(Job(config.methods[0], pair, config.seeds[0]), config, llm)
@@ -153,8 +153,8 @@ def bench(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """Regenerate summary.md and the plots from results.csv and curves.json."""
-    from lapt.bench.files import SUMMARY
-    from lapt.bench.report import write_report
+    from lapt.experiments.files import SUMMARY
+    from lapt.experiments.report import write_report
 
     out = Path(args.dir)
     write_report(out)

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lapt.bench.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
-from lapt.bench.plan import LABELS
+from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
+from lapt.experiments.plan import LABELS
 from lapt.errors import UserError
 from lapt.metrics import mean_std
 from lapt.run_dir import atomic_write
@@ -165,7 +165,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         "",
         f"Among regions allowing exactly {cfg.max_ops} op(s) per layer that contain "
         "the target's best-by-validation cell, the one with the highest mean validation metric "
-        "(see lapt/bench/oracle.py). No real method may see this. It bounds the quality of a region (its mean), "
+        "(see lapt/experiments/oracle.py). No real method may see this. It bounds the quality of a region (its mean), "
         "not the outcome of a finite search: a lucky search elsewhere can end higher.",
         "",
     ]
@@ -180,7 +180,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
 
 def write_report(bench_dir: Path) -> None:
     """(Re)write ``summary.md`` and the plots of ``bench_dir`` from its data files."""
-    from lapt.bench.plots import plot_curves, plot_masks
+    from lapt.experiments.plots import plot_curves, plot_masks
 
     if not bench_dir.is_dir():
         raise UserError(f"{bench_dir} is not a directory")

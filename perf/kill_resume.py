@@ -15,7 +15,7 @@ The runs use a frozen copy of the package (installed layout, on ``PYTHONPATH``):
 when the package source changed since the run started, and in a working tree that others are editing
 that would measure their edits, not the resume.
 
-Run: ``python bench/kill_resume.py`` (about two minutes on 2 idle cores). Target: 30/30 identical, 0 repeated.
+Run: ``python perf/kill_resume.py`` (about two minutes on 2 idle cores). Target: 30/30 identical, 0 repeated.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tracing overhead: an offline run with and without its file trace, in one process.
 
-Run: ``python bench/trace_overhead.py`` (budget 100, NB201 CIFAR-10 -> CIFAR-100, 5 pairs of runs).
+Run: ``python perf/trace_overhead.py`` (budget 100, NB201 CIFAR-10 -> CIFAR-100, 5 pairs of runs).
 Target (issue 4): the file trace adds under 10 % of wall time. Also reports the trace's size per
 evaluation. The two variants alternate (traced, untraced, traced, ...) so that load on the machine
 hits both alike; medians are reported, with CPU time (all threads of this process) next to wall time

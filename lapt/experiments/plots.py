@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lapt.bench.files import CURVES_PNG, MASKS_PNG, CurvesFile
-from lapt.bench.plan import LABELS, LAPT_METHODS
+from lapt.experiments.files import CURVES_PNG, MASKS_PNG, CurvesFile
+from lapt.experiments.plan import LABELS, LAPT_METHODS
 
 COLORS = {"lapt": "C0", "lapt-transfer": "C2", "rea": "C1", "random": "C7", "rea-oracle": "C3"}
 

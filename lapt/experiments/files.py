@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lapt.bench.plan import BenchConfig, MethodName
+from lapt.experiments.plan import BenchConfig, MethodName
 from lapt.errors import UserError
 from lapt.run_dir import atomic_write
 
@@ -112,7 +112,7 @@ class Reference(BaseModel):
 
 
 class OracleInfo(BaseModel):
-    """The oracle region of a pair's target (see :mod:`lapt.bench.oracle`)."""
+    """The oracle region of a pair's target (see :mod:`lapt.experiments.oracle`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -150,7 +150,7 @@ def _cell(value: Any) -> str:
 
 
 def write_results(path: Path, rows: list[dict[str, Any]], budgets: list[int]) -> None:
-    """Write ``results.csv`` (rows as produced by :func:`lapt.bench.methods.run_job`)."""
+    """Write ``results.csv`` (rows as produced by :func:`lapt.experiments.methods.run_job`)."""
     header = [*COLUMNS, *(f"{FINAL_PREFIX}{b}" for b in budgets)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -1,6 +1,6 @@
 """Core performance: table loading, REA ask/tell throughput, and that ``lapt eval`` never imports torch.
 
-Run: ``python bench/core_perf.py``. Targets (issue: core): all tables < 0.5 s; > 20,000 REA steps/s.
+Run: ``python perf/core_perf.py``. Targets (issue: core): all tables < 0.5 s; > 20,000 REA steps/s.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Training and inference throughput (images/s) of NB201 and DARTS networks on this machine.
 
-Run: ``python bench/train_throughput.py`` (CPU defaults take well under a minute on 2 idle cores; other
+Run: ``python perf/train_throughput.py`` (CPU defaults take well under a minute on 2 idle cores; other
 busy processes slow multi-threaded CPU runs many times over, so try ``--threads 1`` then), or
-``python bench/train_throughput.py --device cuda`` for the GPU path the trainer uses (bf16 autocast,
+``python perf/train_throughput.py --device cuda`` for the GPU path the trainer uses (bf16 autocast,
 channels-last, cuDNN autotuning). Each row shows the batch size and precision it was measured with.
 The step is the trainer's: SGD with Nesterov momentum, cross-entropy, one optimizer step per batch.
 """

@@ -1,8 +1,8 @@
 """Wall time of a training-based LAPT run per executor, and Ray's scheduling overhead per trial.
 
-    python bench/executor_speedup.py                       # budget 24, local vs processes vs ray
-    python bench/executor_speedup.py --budget 64 --executors local,processes
-    python bench/executor_speedup.py --executors local:1,processes --skip-tabular   # same threads per trial
+    python perf/executor_speedup.py                       # budget 24, local vs processes vs ray
+    python perf/executor_speedup.py --budget 64 --executors local,processes
+    python perf/executor_speedup.py --executors local:1,processes --skip-tabular   # same threads per trial
 
 Part 1 runs the same search (NB201 on MNIST-5k, tiny networks, 1 epoch, batch of 4 candidates) once per
 executor and reports wall times (including worker or Ray start-up) and speed-ups over the first one listed. Part 2

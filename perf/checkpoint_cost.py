@@ -12,7 +12,7 @@ repeats, median reported):
 Also reported: supersteps per evaluation, the size of checkpoints.sqlite with and without pruning of
 old checkpoints, and CPU time (less sensitive than wall time to other load on the machine).
 
-Run: ``python bench/checkpoint_cost.py [--repeats 5]``.
+Run: ``python perf/checkpoint_cost.py [--repeats 5]``.
 """
 
 from __future__ import annotations

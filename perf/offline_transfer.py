@@ -1,6 +1,6 @@
 """Offline-reasoner transfer on NAS-Bench-201, and the graph's orchestration overhead.
 
-Run: ``python bench/offline_transfer.py``. Prints, for each of the 6 source->target pairs (budget 20,
+Run: ``python perf/offline_transfer.py``. Prints, for each of the 6 source->target pairs (budget 20,
 10 seeds): the mean test accuracy of the final incumbent (selected by validation), the gap to the
 ceiling (test accuracy of the best-by-validation cell: 94.37 / 73.51 / 46.20), and the mean number of
 evaluations until the incumbent is a top-0.1 % cell (by validation; runs that never get there count as

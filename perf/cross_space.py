@@ -1,6 +1,6 @@
 """Cross-space transfer on TransNAS-Bench-101 micro (issue: bring your own space / principle library).
 
-Run: ``python bench/cross_space.py``. For class_scene, class_object and room_layout, budget 50, 10 seeds:
+Run: ``python perf/cross_space.py``. For class_scene, class_object and room_layout, budget 50, 10 seeds:
 LAPT seeded with principles learned on NAS-Bench-201 CIFAR-10 (ops unknown to TNB101 dropped), LAPT with
 principles learned on jigsaw (same space), and REA in the full space. Prints the mean +- std of the
 best validation metric found (TNB101 publishes validation only) and the mean rank of the final incumbent.

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from lapt.bench.files import (
+from lapt.experiments.files import (
     CURVES,
     RESULTS,
     CurvesFile,
@@ -24,8 +24,8 @@ from lapt.bench.files import (
     write_curves,
     write_results,
 )
-from lapt.bench.methods import JobResult, oracle_region, run_job
-from lapt.bench.plan import LAPT_METHODS, BenchConfig, Job, plan_jobs
+from lapt.experiments.methods import JobResult, oracle_region, run_job
+from lapt.experiments.plan import LAPT_METHODS, BenchConfig, Job, plan_jobs
 from lapt.tables import load_table
 
 # Rough relative cost of a job, to start the slow ones first and keep every worker busy to the end.
@@ -37,7 +37,7 @@ def _context() -> Any:
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         # The server imports the bench once; each worker forks from it instead of importing LangGraph anew.
-        ctx.set_forkserver_preload(["lapt.bench.methods"])
+        ctx.set_forkserver_preload(["lapt.experiments.methods"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -137,7 +137,7 @@ def assemble(config: BenchConfig, results: list[JobResult], wall_s: float, worke
 
 def run_bench(config: BenchConfig, out: Path, llm: Any = None, workers: int = 1, progress: bool = True) -> CurvesFile:
     """Run the bench and write ``results.csv``, ``curves.json``, ``summary.md`` and the plots to ``out``."""
-    from lapt.bench.report import write_report
+    from lapt.experiments.report import write_report
 
     start = time.perf_counter()
     results = run_jobs(config, llm, workers, progress)

@@ -4,7 +4,7 @@
   :func:`lapt.api.execute` exactly as ``lapt run`` does, without a run directory;
 * ``lapt-transfer``: the same with ``adapt=False`` (transfer only);
 * ``rea`` and ``random``: the strategies of :mod:`lapt.strategies` in the full space, in a plain loop;
-* ``rea-oracle``: REA inside the best region of the allowed size (:mod:`lapt.bench.oracle`), a ceiling
+* ``rea-oracle``: REA inside the best region of the allowed size (:mod:`lapt.experiments.oracle`), a ceiling
   that reads the target's table.
 
 Every method uses the job's seed for its strategy, REA uses the space's paper settings (population 5 /
@@ -19,8 +19,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from lapt.bench.oracle import OracleRegion, best_region
-from lapt.bench.plan import BenchConfig, Job
+from lapt.experiments.oracle import OracleRegion, best_region
+from lapt.experiments.plan import BenchConfig, Job
 from lapt.config import RunSettings
 from lapt.metrics import evals_to_reach, incumbent_at, incumbent_curve, paper_outcome, reported_metric, thresholds
 from lapt.schemas import Trial

@@ -13,7 +13,7 @@ is validated, and every evaluated architecture must lie in the mask in force whe
 and the median slowdown (faulty wall time / clean wall time, per seed). Backoff is capped at 50 ms and
 the client timeout is 2 s (the slow fault answers after 2.5 s) so that the whole bench takes minutes.
 
-Run: ``python bench/llm_chaos.py`` (``--runs 50 --fault-rate 0.4``); ``--json`` for a machine-readable line.
+Run: ``python perf/llm_chaos.py`` (``--runs 50 --fault-rate 0.4``); ``--json`` for a machine-readable line.
 """
 
 from __future__ import annotations
