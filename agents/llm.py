@@ -49,10 +49,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from lapt.agents.reasoner import AgentReply, AgentRequest
 from lapt.errors import UserError
 from lapt.llm_cache import CachedAnswer, ResponseCache, request_key
+from lapt.redaction import redact
 
 METHODS = ("json_schema", "json_mode", "function_calling", "text")
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
-_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-*.]{3,}")
 # Words that show a 400/422 is about the structured-output feature just tried, not about the request.
 _FEATURE_WORDS = {
     "json_schema": ("response_format", "response format", "json_schema", "structured output", "guided"),
@@ -257,9 +257,7 @@ class LLMReasoner:
     # -- helpers --------------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        if key:
-            text = text.replace(key, "***")
-        return _KEY_SHAPE.sub("sk-***", text)
+        return redact(text, [key] if key else [])
 
     def _describe_exc(self, exc: BaseException) -> str:
         """``Type: message`` of ``exc`` and of its root cause (OpenAI's "Connection error." hides it)."""

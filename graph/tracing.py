@@ -24,12 +24,12 @@ latest version (``{"count": 31, "latest_version": 30}``). Nothing is lost: each 
 its tool run and each principle set and mask the output of its decision run.
 
 Why not LangChain's ``LangChainTracer`` as it is: it builds a pydantic ``Run`` per callback and hands
-the client whole states to copy and serialise: with :class:`~lapt.tracing.FileTraceClient` behind it, a
+the client whole states to copy and serialise: with :class:`~lapt.graph.trace_client.FileTraceClient` behind it, a
 budget-100 offline graph took 3-4x the CPU time (``perf/trace_overhead.py --compare-stock``);
 this tracer's target is under 10 %.
 :class:`FileTracer` subclasses it (so LangChain sees a LangSmith tracer, adds no second one when
 ``LANGSMITH_TRACING`` is on, and ``@traceable`` / ``langsmith.trace`` code nested in a node finds its
-parent through ``order_map``) but writes plain dicts straight to the :class:`~lapt.tracing.FileTraceClient`.
+parent through ``order_map``) but writes plain dicts straight to the :class:`~lapt.graph.trace_client.FileTraceClient`.
 """
 
 from __future__ import annotations
@@ -61,17 +61,17 @@ from langchain_core.utils.uuid import uuid7
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
-from lapt.schemas import PrincipleSet
-from lapt.spaces import SearchSpace
-from lapt.tracing import (
-    TRACE_FILE,
+from lapt.graph.trace_client import (
     FileTraceClient,
     langsmith_endpoint,
     langsmith_project,
     live_client,
     live_tracing_requested,
-    register_secret,
 )
+from lapt.redaction import register_secret
+from lapt.schemas import PrincipleSet
+from lapt.spaces import SearchSpace
+from lapt.trace_file import TRACE_FILE
 
 ROOT_RUN_NAME = "lapt"
 _STATE_KEYS = frozenset(LaptState.__annotations__)
@@ -174,7 +174,7 @@ def _now() -> tuple[str, str]:
 
 # -- the tracer ----------------------------------------------------------------------------------
 class FileTracer(LangChainTracer):
-    """A LangChain tracer that writes LangSmith runs to a :class:`~lapt.tracing.FileTraceClient`.
+    """A LangChain tracer that writes LangSmith runs to a :class:`~lapt.graph.trace_client.FileTraceClient`.
 
     Each callback becomes one plain record (ids, ``trace_id`` and ``dotted_order`` computed as LangChain
     computes them); ``order_map`` is kept up to date so ``langsmith`` run trees can nest inside.

@@ -38,7 +38,7 @@ def stock_tracer_run(settings: Any, space: Any, run_dir: Path) -> tuple[float, f
     from lapt.api import build_context
     from lapt.graph.build import build_graph
     from lapt.graph.routing import recursion_limit
-    from lapt.tracing import FileTraceClient
+    from lapt.graph.trace_client import FileTraceClient
 
     ctx, _ = build_context(settings, space)
     graph = build_graph()
@@ -80,7 +80,7 @@ def main() -> None:
     args = p.parse_args()
 
     from lapt.api import resolve_settings
-    from lapt.tracing import TRACE_FILE, read_trace, tree_problems
+    from lapt.trace_file import TRACE_FILE, read_trace, tree_problems
 
     settings, space = resolve_settings(
         space="nb201", sources=["cifar10"], target="cifar100", budget=args.budget, seed=0

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lapt.experiments.oracle import best_region
 from lapt.cli import main
+from lapt.experiments.oracle import best_region
 from lapt.metrics import incumbent_at, mean_std, paper_outcome, reported_metric
 from lapt.schemas import Trial, TrialStatus
 

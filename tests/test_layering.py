@@ -20,6 +20,7 @@ FORBIDDEN = {
         "langchain",
         "langchain_core",
         "langchain_openai",
+        "langsmith",
         "torch",
     ),
     "tools": ("lapt.graph", "lapt.agents", "langgraph", "langchain_openai"),

@@ -19,7 +19,8 @@ import pytest
 from pydantic import SecretStr
 
 import lapt
-from lapt.tracing import TRACE_FILE, FileTraceClient, Redactor, read_trace, tree_problems
+from lapt.redaction import Redactor
+from lapt.trace_file import TRACE_FILE, TraceWriter, read_trace, tree_problems
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_basic import FakeOpenAI
@@ -250,7 +251,7 @@ def test_a_second_session_appends_its_own_tree_and_keeps_the_first(tmp_path: Pat
     """A resumed run traces into the same file: the earlier session's lines stay, even a half-written one."""
     path = tmp_path / TRACE_FILE
     for n in range(2):
-        client = FileTraceClient(path)
+        client = TraceWriter(path)
         root = f"00000000-0000-0000-0000-00000000000{n}"
         order = f"2025010{n + 1}T000000000000Z{root}"
         client.post({"id": root, "trace_id": root, "dotted_order": order, "name": "lapt", "run_type": "chain"})

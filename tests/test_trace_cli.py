@@ -13,7 +13,7 @@ import pytest
 
 import lapt
 from lapt.cli import main
-from lapt.tracing import TRACE_FILE, FileTraceClient, read_trace
+from lapt.trace_file import TRACE_FILE, TraceWriter, read_trace
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trace import FakeLangSmith
@@ -30,12 +30,12 @@ def killed_copy(src: Path, dst: Path) -> Path:
     """The trace of ``src`` as a kill leaves it: lines as written during the run, the last one cut."""
     runs = sorted(read_trace(src).runs, key=lambda r: r["dotted_order"])
     dst.mkdir()
-    client = FileTraceClient(dst / TRACE_FILE)
+    client = TraceWriter(dst / TRACE_FILE)
     for run in runs:
         client.post({k: v for k, v in run.items() if k not in ("end_time", "outputs", "error")})
     for run in runs[1 : len(runs) // 2]:  # the root and the second half of the runs never ended
         client.patch(run["id"], {"end_time": run["end_time"], "outputs": run.get("outputs")})
-    client._write(urgent=True)  # what a kill leaves is what was written: no finish()
+    client.flush()  # what a kill leaves is what was written: no finish()
     with open(dst / TRACE_FILE, "a") as fh:
         fh.write('{"id": "01a2-cut", "name": "evalu')
     return dst

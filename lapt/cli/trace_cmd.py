@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
 # -- reading -------------------------------------------------------------------------------------------
 def _read(where: str) -> Any:
-    from lapt.tracing import read_trace, tree_problems
+    from lapt.trace_file import read_trace, tree_problems
 
     trace = read_trace(where)
     for problem in trace.problems:
@@ -295,7 +295,7 @@ def upload_cmd(args: argparse.Namespace) -> int:
     """Send the runs of a trace file to LangSmith (or a compatible endpoint)."""
     import os
 
-    from lapt.tracing import langsmith_endpoint, langsmith_project, upload_runs
+    from lapt.graph.trace_client import langsmith_endpoint, langsmith_project, upload_runs
 
     if args.timeout <= 0:
         raise UserError("--timeout must be > 0")

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lapt.experiments.plan import BenchConfig, MethodName
 from lapt.errors import UserError
+from lapt.experiments.plan import BenchConfig, MethodName
 from lapt.run_dir import atomic_write
 
 RESULTS = "results.csv"

@@ -19,9 +19,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from lapt.config import RunSettings
 from lapt.experiments.oracle import OracleRegion, best_region
 from lapt.experiments.plan import BenchConfig, Job
-from lapt.config import RunSettings
 from lapt.metrics import evals_to_reach, incumbent_at, incumbent_curve, paper_outcome, reported_metric, thresholds
 from lapt.schemas import Trial
 from lapt.spaces import MaskSpec, SearchSpace

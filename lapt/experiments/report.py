@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lapt.errors import UserError
 from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
 from lapt.experiments.plan import LABELS
-from lapt.errors import UserError
 from lapt.metrics import mean_std
 from lapt.run_dir import atomic_write
 
