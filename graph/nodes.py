@@ -19,7 +19,7 @@ from lapt.graph.evaluation_node import TOOL_NAME
 from lapt.graph.state import LaptState
 from lapt.masks import from_spec, full_mask, mask_model, to_spec
 from lapt.metrics import incumbent_curve
-from lapt.schemas import PrincipleSet, Trial, TrialStatus
+from lapt.schemas import PrincipleSet, Status, Trial
 from lapt.strategies import make_strategy
 
 
@@ -196,7 +196,7 @@ def record(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 index=index,
                 arch=call["args"]["arch"],
                 task=ctx.settings.target,
-                status=TrialStatus.FAILED,
+                status=Status.FAILED,
                 round=state.get("round", 0),
                 error=str(msg.content)[:500],
             )
@@ -234,7 +234,7 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         decision = {"agent": "adapter", "branch": branch, "ok": False, "note": "no principles to adapt"}
         ctx.on_event("decision", decision)
         return update | {"decisions": [decision]}
-    ok = sorted((t for t in trials if t.fitness is not None), key=lambda t: -(t.val or 0.0))
+    ok = sorted((t for t in trials if t.fitness is not None), key=lambda t: -(t.fitness or 0.0))
     top = [(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.val or 0.0)) for t in ok[: s.top_target]]
     original = PrincipleSet.model_validate(principles[0])
     current = PrincipleSet.model_validate(principles[-1])

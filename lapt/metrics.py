@@ -16,7 +16,7 @@ def incumbent_curve(trials: Sequence[Trial]) -> list[Trial | None]:
     out: list[Trial | None] = []
     for t in trials:
         f = t.fitness
-        if f is not None and (best is None or f > (best.val or -np.inf)):
+        if f is not None and (best is None or f > (best.fitness if best.fitness is not None else -np.inf)):
             best = t
         out.append(best)
     return out

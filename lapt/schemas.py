@@ -51,8 +51,11 @@ class PrincipleSet(BaseModel):
     principles: list[Principle]
 
 
-class TrialStatus(enum.StrEnum):
-    """Outcome of one evaluation; failures are recorded, never raised."""
+class Status(enum.StrEnum):
+    """How one evaluation ended, for evaluator outcomes and trials alike; failures are data, never raised.
+
+    ``cached``: the run's evaluation cache answered (the evaluation was paid for earlier in this run).
+    """
 
     OK = "ok"
     FAILED = "failed"
@@ -60,22 +63,25 @@ class TrialStatus(enum.StrEnum):
 
 
 class Trial(BaseModel):
-    """One evaluation of one architecture on the target task."""
+    """One evaluation of one architecture on the target task.
+
+    ``val`` and ``test`` are the metrics as the benchmark (or the evaluator) reports them; ``fitness`` is
+    what selection compares, higher is better: the validation metric, negated where the space declares
+    its metric lower-is-better, and None for a failed evaluation. It is stored rather than derived so
+    that every reader (strategies, metrics, reports) ranks trials the same way without knowing the space.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     index: int = Field(ge=0, description="Position in the run: 0 is the first evaluation.")
     arch: str
     task: str
-    status: TrialStatus
+    status: Status
     val: float | None = None
     test: float | None = None
+    fitness: float | None = None
     round: int = 0
+    mask_version: int = Field(default=0, ge=0, description="The mask (masks/vN.json) the architecture was drawn in.")
     cost_s: float = 0.0
     error: str | None = None
     extras: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def fitness(self) -> float | None:
-        """The selection metric: validation, or None for a failed trial."""
-        return None if self.status is TrialStatus.FAILED else self.val

@@ -14,7 +14,7 @@ import pytest
 from lapt.cli import main
 from lapt.experiments.oracle import best_region
 from lapt.metrics import incumbent_at, mean_std, paper_outcome, reported_metric
-from lapt.schemas import Trial, TrialStatus
+from lapt.schemas import Status, Trial
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -26,9 +26,10 @@ def _trials(vals: list[float | None]) -> list[Trial]:
             index=i,
             arch=f"a{i}",
             task="t",
-            status=TrialStatus.FAILED if v is None else TrialStatus.OK,
+            status=Status.FAILED if v is None else Status.OK,
             val=v,
             test=None if v is None else v + 0.5,
+            fitness=v,
         )
         for i, v in enumerate(vals)
     ]
@@ -218,7 +219,7 @@ def test_mask_statistics_follow_the_active_mask(nb201):
     outside = ("none",) * 6
 
     def trial(i, g, rnd):
-        return Trial(index=i, arch=nb201.to_str(g), task="cifar100", status=TrialStatus.OK, val=1.0, round=rnd)
+        return Trial(index=i, arch=nb201.to_str(g), task="cifar100", status=Status.OK, val=1.0, round=rnd)
 
     # round 0: one trial in the region, then two after widening (the second happens to be inside again);
     # round 1: one trial under the new refined mask.

@@ -273,14 +273,15 @@ def test_concurrent_runs_in_different_folders_do_not_interfere(tmp_path, tmp_pat
     assert_same_run(tmp_path / "5", ref5)
 
 
-def test_a_cached_trial_counts_as_a_successful_one():
+def test_a_cached_trial_counts_as_a_successful_one(nb201):
     from lapt.metrics import evals_to_reach, incumbent_curve
-    from lapt.schemas import Trial, TrialStatus
+    from lapt.schemas import Status, Trial
+    from lapt.tools.evaluation import fitness_of
 
-    def trial(i: int, status: TrialStatus, val: float | None) -> Trial:
-        return Trial(index=i, arch=f"a{i}", task="t", status=status, val=val)
+    def trial(i: int, status: Status, val: float | None) -> Trial:
+        return Trial(index=i, arch=f"a{i}", task="t", status=status, val=val, fitness=fitness_of(nb201, status, val))
 
-    trials = [trial(0, TrialStatus.OK, 70.0), trial(1, TrialStatus.CACHED, 75.0), trial(2, TrialStatus.FAILED, None)]
+    trials = [trial(0, Status.OK, 70.0), trial(1, Status.CACHED, 75.0), trial(2, Status.FAILED, None)]
     assert trials[1].fitness == 75.0 and trials[2].fitness is None
     assert incumbent_curve(trials)[-1] is trials[1]
     assert evals_to_reach(trials, 75.0) == 2

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from lapt.errors import UserError
-from lapt.schemas import Trial, TrialStatus
+from lapt.schemas import Status, Trial
 from lapt.spaces import Genotype, SearchSpace
 from lapt.spaces.user_table import ArchNotInTable
 from lapt.tables import BenchmarkTable, load_table
@@ -23,7 +23,7 @@ class Outcome(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str  # "ok", "failed", or "cached" (answered by the run's evaluation cache)
+    status: Status
     val: float | None = None
     test: float | None = None
     cost_s: float = 0.0
@@ -81,24 +81,39 @@ class TabularEvaluator:
         try:
             m = self.table.lookup(genotype, task)
         except ArchNotInTable as e:  # a sparse user table: this architecture was never measured
-            return Outcome(status="failed", error=str(e), cost_s=time.perf_counter() - start)
-        return Outcome(status="ok", val=m.val, test=m.test, cost_s=time.perf_counter() - start)
+            return Outcome(status=Status.FAILED, error=str(e), cost_s=time.perf_counter() - start)
+        return Outcome(status=Status.OK, val=m.val, test=m.test, cost_s=time.perf_counter() - start)
+
+
+def fitness_of(space: SearchSpace, status: Status, val: float | None) -> float | None:
+    """The selection metric of an outcome: validation, sign-adjusted so higher is better; None if it failed."""
+    if status is Status.FAILED or val is None or val != val:  # NaN is a failure, not a score
+        return None
+    return val if space.higher_is_better else -val
 
 
 def evaluate_trial(
-    evaluator: Evaluator, space: SearchSpace, arch: str, task: str, index: int, round_: int
+    evaluator: Evaluator,
+    space: SearchSpace,
+    arch: str,
+    task: str,
+    index: int,
+    round_: int,
+    mask_version: int = 0,
 ) -> Trial:
     """Evaluate ``arch`` and wrap the outcome as a Trial; a failed evaluation is a failed trial."""
-    genotype = space.from_str(arch)
+    genotype = space.parse(arch)
     out = evaluator.evaluate(space, genotype, task)
     return Trial(
         index=index,
         arch=space.to_str(genotype),
         task=task,
-        status=TrialStatus(out.status) if out.status in ("ok", "cached") else TrialStatus.FAILED,
+        status=out.status,
         val=out.val,
         test=out.test,
+        fitness=fitness_of(space, out.status, out.val),
         round=round_,
+        mask_version=mask_version,
         cost_s=out.cost_s,
         error=out.error,
         extras=out.extras,

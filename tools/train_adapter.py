@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 from lapt.errors import UserError
+from lapt.schemas import Status
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tools.evaluation import Outcome
 from lapt.tools.training_evaluator import TrainingEvaluator
@@ -27,7 +28,7 @@ def outcome_of(result: dict[str, Any]) -> Outcome:
     """A worker result dict as an Outcome (``invalid`` and ``failed`` both fail the trial)."""
     ok = result.get("status") == "ok"
     return Outcome(
-        status="ok" if ok else "failed",
+        status=Status.OK if ok else Status.FAILED,
         val=result.get("val_acc") if ok else None,
         test=result.get("test_acc") if ok else None,
         cost_s=float(result.get("train_seconds") or 0.0),

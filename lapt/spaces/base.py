@@ -67,6 +67,7 @@ class SearchSpace(abc.ABC):
     tasks: tuple[str, ...] = ()
     default_max_ops: int = 2
     adapt_every: int = 5
+    higher_is_better: bool = True  # the direction of the validation metric that selection uses
 
     @property
     @abc.abstractmethod

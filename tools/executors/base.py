@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from lapt.schemas import Status
 from lapt.tools.evaluation import Outcome
 from lapt.tools.executors.jobs import Job
 
@@ -45,7 +46,7 @@ def describe(exc: BaseException) -> str:
 def lost_outcome(first: BaseException, second: BaseException) -> Outcome:
     """The failed outcome of a job lost on both attempts."""
     return Outcome(
-        status="failed",
+        status=Status.FAILED,
         error=f"lost twice: {describe(first)}; retry: {describe(second)}",
         extras={"attempts": 2, "lost": True},
     )
