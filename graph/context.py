@@ -1,62 +1,65 @@
 """The run context: fixed settings and live dependencies, handed to every node (LangGraph context_schema).
 
-Nothing here is checkpointed; a resumed run rebuilds it from the saved settings.
+Built once, complete, by the run assembler (:mod:`lapt.graph.assembly`) and frozen: no field is
+replaced after construction. Nothing here is checkpointed; a resumed run builds it again from the
+saved settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from lapt.agents.adapter import Adapter
 from lapt.agents.learner import Learner, SourceData
 from lapt.agents.refiner import Refiner
 from lapt.config import RunSettings
-from lapt.schemas import PrincipleSet, Trial
+from lapt.schemas import PrincipleSet
+from lapt.search_session import SearchSession
 from lapt.spaces import SearchSpace
 from lapt.tools.evaluation import Evaluator
 
 
-@dataclass
+@dataclass(frozen=True)
+class Agents:
+    """The three agents of a run (each already traced, see :func:`lapt.graph.assembly.build_agents`)."""
+
+    learner: Learner
+    refiner: Refiner
+    adapter: Adapter
+
+
+@dataclass(frozen=True)
 class RunContext:
     """Settings plus the objects the nodes call.
 
     Attributes:
         settings: the resolved run settings.
         space: the search space.
-        evaluator: scores architectures on the target task.
-        learner, refiner, adapter: the three agents.
+        evaluator: scores architectures on the target task (behind the run's evaluation cache and
+            executor when it has them).
+        agents: the principle learner, the space refiner and the adapter.
         sources: loads the source-task data (only called when principles must be learned).
+        search: the live search session (strategy, masks, trials), kept in step with the state.
         initial_principles: start from these instead of learning (a stored or exported set).
-        executor: where evaluations run (``lapt.tools.executors``); closed when the run ends.
-        on_trial: called with every new trial (progress bars, live files).
-        on_event: called with ``(kind, payload)`` for principles, masks and decisions (run directory).
     """
 
     settings: RunSettings
     space: SearchSpace
     evaluator: Evaluator
-    learner: Learner
-    refiner: Refiner
-    adapter: Adapter
+    agents: Agents
     sources: Callable[[], Sequence[SourceData]]
+    search: SearchSession
     initial_principles: PrincipleSet | None = None
-    executor: Any = None
-    on_trial: Callable[[Trial], None] = field(default=lambda t: None)
-    on_event: Callable[[str, dict[str, Any]], None] = field(default=lambda k, p: None)
 
 
-# Set by graph/studio.py so that LangGraph Studio / `langgraph dev` can pass plain JSON settings as the
-# context; programmatic runs always pass a ready RunContext.
-CONTEXT_FACTORY: list[Callable[[Any], RunContext]] = []
+ContextResolver = Callable[[object], RunContext]
+"""Turns what LangGraph passes as ``runtime.context`` into a RunContext (identity for programmatic runs;
+a JSON-settings factory for LangGraph Studio, see :mod:`lapt.graph.studio`)."""
 
 
-def context_of(runtime: Any) -> RunContext:
-    """The run context of a node call, built from JSON settings when a server passed those."""
-    ctx = runtime.context
-    if isinstance(ctx, RunContext):
-        return ctx
-    if not CONTEXT_FACTORY:
-        raise TypeError("the LAPT graph needs a RunContext (see lapt.api.build_context)")
-    return CONTEXT_FACTORY[0](ctx or {})
+def given_context(value: object) -> RunContext:
+    """The resolver of programmatic runs: the context is a RunContext already."""
+    if not isinstance(value, RunContext):
+        raise TypeError("the LAPT graph needs a RunContext (see lapt.graph.assembly.build_context)")
+    return value

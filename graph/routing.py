@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from langgraph.runtime import Runtime
-
-from lapt.graph.context import RunContext, context_of
+from lapt.config import RunSettings
 from lapt.graph.state import LaptState
 
 
-def after_search(state: LaptState, runtime: Runtime[RunContext]) -> Literal["evaluate", "adapt", "finish"]:
+def after_learn(state: LaptState) -> Literal["refine_space", "finish"]:
+    """Refine the space, unless the learner failed and the run stops (see ``on_agent_failure``)."""
+    return "finish" if state.get("done") else "refine_space"
+
+
+def after_search(state: LaptState, settings: RunSettings) -> Literal["evaluate", "adapt", "finish"]:
     """Evaluate the proposed batch; if the region is exhausted, adapt once (to widen it), then stop."""
-    if state["messages"] and state["messages"][-1].tool_calls:
+    if state.get("pending"):
         return "evaluate"
-    s = context_of(runtime).settings
-    if s.adapt and state.get("empty_asks", 0) <= 1 and state.get("principles"):
+    if settings.adapt and state.get("empty_asks", 0) <= 1 and state.get("principles"):
         return "adapt"
     return "finish"
 
 
-def after_record(state: LaptState, runtime: Runtime[RunContext]) -> Literal["search", "adapt", "finish"]:
+def after_record(state: LaptState, settings: RunSettings) -> Literal["search", "adapt", "finish"]:
     """Stop at the budget; adapt every ``adapt_every`` evaluations; otherwise keep searching."""
-    s = context_of(runtime).settings
-    if len(state.get("trials", [])) >= s.budget:
+    if state.get("n_trials", 0) >= settings.budget:
         return "finish"
-    if s.adapt and s.adapt_every and state.get("since_adapt", 0) >= s.adapt_every:
+    if settings.adapt and settings.adapt_every and state.get("since_adapt", 0) >= settings.adapt_every:
         return "adapt"
     return "search"
 

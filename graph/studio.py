@@ -1,9 +1,10 @@
 """Entry point for LangGraph Studio and ``langgraph dev`` (see langgraph.json).
 
-A server passes the run context as JSON, so this module registers a factory that turns JSON settings
-(the fields of :class:`lapt.config.RunSettings`, e.g. ``{"space": "nb201", "sources": ["cifar10"],
-"target": "cifar100", "budget": 20}``) into a full RunContext with the offline reasoner and the table
-evaluator. Like the CLI, it is a composition root.
+A server passes the run context as JSON: the fields of :class:`lapt.config.RunSettings`, e.g.
+``{"space": "nb201", "sources": ["cifar10"], "target": "cifar100", "budget": 20}``. The graph is built
+with a resolver that turns those settings into a RunContext (offline reasoner, table evaluator, kept in
+memory), once per distinct settings. Like the CLI, this module is a composition root. Runs started here
+keep their record in the server's memory: to resume a run after a restart, use ``lapt run --run-dir``.
 """
 
 from __future__ import annotations
@@ -14,17 +15,11 @@ from typing import Any
 
 from pydantic import Field
 
-from lapt.api import build_context, resolve_settings
-from lapt.config import RunSettings
+from lapt.config import RunSettings, resolve_settings
+from lapt.graph.assembly import build_agents, build_context, make_reasoner, prompts_for, search_session
 from lapt.graph.build import build_graph
-from lapt.graph.context import CONTEXT_FACTORY, RunContext
-
-
-@functools.lru_cache(maxsize=8)
-def _context(settings_json: str) -> RunContext:
-    settings, space = resolve_settings(**json.loads(settings_json))
-    ctx, _ = build_context(settings, space)
-    return ctx
+from lapt.graph.context import RunContext
+from lapt.tools.executors import make_evaluation
 
 
 class StudioSettings(RunSettings):
@@ -35,13 +30,22 @@ class StudioSettings(RunSettings):
     target: str = "cifar100"
 
 
+@functools.lru_cache(maxsize=8)
+def _context(settings_json: str) -> RunContext:
+    settings, space = resolve_settings(**json.loads(settings_json))
+    evaluator, _executor = make_evaluation(settings)  # in-process: nothing to close
+    agents = build_agents(make_reasoner(), prompts_for(settings), settings.top_k)
+    return build_context(settings, space, evaluator=evaluator, agents=agents, search=search_session(settings, space))
+
+
 def context_from_json(data: Any) -> RunContext:
-    """Build (once per distinct settings) the context for a server-driven run."""
+    """The run context for server-driven settings (a RunContext passes through)."""
+    if isinstance(data, RunContext):
+        return data
     if isinstance(data, RunSettings):
         data = data.model_dump(exclude_none=True)
     values = StudioSettings(**(data if isinstance(data, dict) else {})).model_dump(exclude_none=True)
     return _context(json.dumps(values, sort_keys=True))
 
 
-CONTEXT_FACTORY[:] = [context_from_json]
-graph = build_graph(context_schema=StudioSettings)
+graph = build_graph(context_schema=StudioSettings, resolve=context_from_json)

@@ -340,5 +340,3 @@ def _why_unreachable(exc: BaseException, timeout_s: float | None, redactor: Reda
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
-
-

@@ -3,33 +3,27 @@
 What a trace holds (one tree per run, root ``lapt``):
 
 * every graph step: the node runs (``learn_principles``, ``refine_space``, ``search``, ``evaluate``,
-  ``record``, ``adapt``, ``finish``). The conditional edges (``after_search``, ``after_record``) are not
-  written: their outcome is the next node's run, their input the state the node just returned, and
-  they are a quarter of all runs;
-* every evaluation: the ``evaluate_architecture`` tool run (architecture, index, round in; the metrics
-  and the full trial out);
+  ``record``, ``adapt``, ``finish``). A node run's outputs are the node's update, so the decisions are
+  there: the principle sets (``learn_principles``, ``adapt``), the mask with its rationale, size and
+  source (``refine_space``; ``search`` when it widens an exhausted region), the adaptation branch
+  (``adapt``), each agent decision with its fallback and cost (``decisions``) and why the run ended
+  (``finish``). The conditional edges (``after_search``, ``after_record``) are not written: their
+  outcome is the next node's run;
+* every evaluation: the ``evaluate_architecture`` tool run (architecture and position in, the trial out);
 * every agent call: ``agent:learner`` / ``agent:refiner`` / ``agent:adapter`` (the facts the agent got,
   the validated answer or the error, tokens), holding the LLM reasoner's ``answer`` / ``repair_N`` runs
-  and, inside those, each HTTP attempt as an ``llm`` run (messages sent, raw answer, token usage);
-* every decision, as the outputs of a named run: ``decision:principles`` (a principle set),
-  ``decision:mask`` (the mask with its rationale, size and whether the refiner's mask was used, kept or
-  widened), ``decision:adaptation`` (the branch, improved or stalled, and the best value so far),
-  ``decision:learner`` / ``decision:refiner`` / ``decision:search`` (agent outcomes and fallbacks) and
-  ``decision:finish`` (why the run ended).
+  and, inside those, each HTTP attempt as an ``llm`` run (messages sent, raw answer, token usage).
 
-Graph-state digests: node runs receive the whole state. Writing it at every step would
-make the trace grow with the square of the budget, so in node-run inputs (and in the ``principles``,
-``masks`` and ``strategy`` values of node outputs) the growing lists are replaced by their size and the
-latest version (``{"count": 31, "latest_version": 30}``). Nothing is lost: each trial is the output of
-its tool run and each principle set and mask the output of its decision run.
+Size: a node run's inputs are the state it was given, digested to its counters and versions (the facts
+are in the outputs of the step that made them), and LangGraph's bookkeeping metadata is kept on the
+root run only, so a trace grows by about the same amount per evaluation however long the run.
 
 Why not LangChain's ``LangChainTracer`` as it is: it builds a pydantic ``Run`` per callback and hands
-the client whole states to copy and serialise: with :class:`~lapt.graph.trace_client.FileTraceClient` behind it, a
-budget-100 offline graph took 3-4x the CPU time (``perf/trace_overhead.py --compare-stock``);
-this tracer's target is under 10 %.
+the client whole states to copy and serialise (3-4x the CPU time of a budget-100 offline graph,
+``perf/trace_overhead.py --compare-stock``); this tracer's target is under 10 %.
 :class:`FileTracer` subclasses it (so LangChain sees a LangSmith tracer, adds no second one when
 ``LANGSMITH_TRACING`` is on, and ``@traceable`` / ``langsmith.trace`` code nested in a node finds its
-parent through ``order_map``) but writes plain dicts straight to the :class:`~lapt.graph.trace_client.FileTraceClient`.
+parent through ``order_map``) but writes plain dicts straight to the trace writer.
 """
 
 from __future__ import annotations
@@ -56,10 +50,8 @@ from langchain_core.runnables.config import (
     var_child_runnable_config,
 )
 from langchain_core.tracers.langchain import LangChainTracer
-from langchain_core.utils.uuid import uuid7
 
 from lapt.agents.outcome import AgentOutcome
-from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
 from lapt.graph.trace_client import (
     FileTraceClient,
@@ -75,52 +67,85 @@ from lapt.trace_file import TRACE_FILE
 
 ROOT_RUN_NAME = "lapt"
 _STATE_KEYS = frozenset(LaptState.__annotations__)
-_DIGESTED = frozenset({"principles", "masks", "trials", "decisions", "strategy", "messages"})
-_NODE_ONLY_METADATA = frozenset({"langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns", "checkpoint_ns"})
+_MARKERS = frozenset({"principles", "mask", "trials", "decisions", "search", "messages", "pending", "n_trials"})
+# LangGraph's bookkeeping: kept on the root run; a node run keeps only which node and step it was.
+_ROOT_ONLY_METADATA = frozenset(
+    {"langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns", "checkpoint_ns", "thread_id", "ls_integration"}
+)
 _LLM_EXTRA = ("invocation_params", "options", "batch_size")  # what LangSmith keeps in an LLM run's extra
-_DELTAS = frozenset({"trials", "decisions"})  # node outputs append these: what a node returns is new
 
 
 # -- graph-state digests ------------------------------------------------------------------------------
 def _is_state(value: Any) -> bool:
-    return isinstance(value, dict) and not value.keys().isdisjoint(_DIGESTED) and value.keys() <= _STATE_KEYS
+    return isinstance(value, dict) and not value.keys().isdisjoint(_MARKERS) and value.keys() <= _STATE_KEYS
 
 
 def _message(message: Any) -> Any:
-    """A graph message as a trace value: tool calls proposed, or which call a result answers."""
+    """A graph message as a trace value: which calls were proposed, or which call a result answers."""
     if isinstance(message, AIMessage):
-        return {"type": "ai", "tool_calls": message.tool_calls}
+        return {"type": "ai", "calls": [c.get("id") for c in message.tool_calls]}
     if isinstance(message, ToolMessage):
         return {"type": "tool", "tool_call_id": message.tool_call_id, "status": message.status}
     return message
 
 
+def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record without its empty fields (``None``, ``{}``, ``[]``)."""
+    return {k: v for k, v in record.items() if v is not None and v != {} and v != []}
+
+
 def _tool_output(output: Any) -> Any:
-    """An evaluation's result: the summary the tool returned and the full trial (its artifact)."""
+    """An evaluation's result: the trial (the tool's artifact), without its empty fields."""
     if isinstance(output, ToolMessage):
-        return {"content": output.content, "artifact": output.artifact, "status": output.status}
+        if isinstance(output.artifact, dict):
+            return {"trial": _compact(output.artifact), "status": output.status}
+        return {"content": output.content, "status": output.status}
     return output
 
 
-def _digest(key: str, value: Any) -> Any:
-    if key == "messages" and isinstance(value, list):
-        return [_message(m) for m in value]
-    if key == "strategy" and isinstance(value, dict):
-        return {"seen": len(value.get("seen") or ()), "history": len(value.get("history") or ())}
-    if not isinstance(value, list):
-        return value
-    out: dict[str, Any] = {"count": len(value)}
-    last = value[-1] if value and isinstance(value[-1], dict) else None
-    if last is not None and key == "masks":
-        out["latest"] = {k: last.get(k) for k in ("version", "round", "size", "source")}
-    elif last is not None and key == "principles":
-        out["latest_version"] = last.get("version")
+def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's input state as its counters and the versions it holds (the facts live where they were made)."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if key == "principles":
+            out[key] = {"versions": [p.get("version") for p in value or ()]}
+        elif key == "mask":
+            out[key] = None if value is None else {"version": value.get("version"), "size": value.get("size")}
+        elif key == "trials":
+            out[key] = {"latest": [t.get("index") for t in value or ()]}
+        elif key == "decisions":
+            out[key] = {"latest": [d.get("seq") for d in value or ()]}
+        elif key == "pending":
+            out[key] = [p.get("index") for p in value or ()]
+        elif key == "messages":
+            out[key] = [_message(m) for m in value or ()]
+        elif key == "search":
+            out[key] = {"asks": (value or {}).get("asks")}
+        else:
+            out[key] = value
     return out
 
 
-def digest_state(state: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """``state`` with its growing lists (except ``keep``) replaced by their size and latest version."""
-    return {k: v if k in keep or k not in _DIGESTED else _digest(k, v) for k, v in state.items()}
+def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's update for its run's outputs: the new facts whole, the rest as counters.
+
+    Principle sets, masks and decisions are the decisions of the run: they stay whole. Trials are the
+    outputs of their tool runs, so the record node lists their indices; proposals list their
+    architectures.
+    """
+    out: dict[str, Any] = {}
+    for key, value in update.items():
+        if key == "trials":
+            out[key] = [t.get("index") for t in value or ()]
+        elif key == "pending":
+            out[key] = [{"index": p.get("index"), "arch": p.get("arch")} for p in value or ()]
+        elif key == "messages":
+            out[key] = [_message(m) for m in value or ()]
+        elif key == "search":
+            out[key] = {"asks": (value or {}).get("asks")}
+        else:
+            out[key] = value
+    return out
 
 
 def _chain_inputs(inputs: Any) -> dict[str, Any]:
@@ -132,8 +157,8 @@ def _chain_inputs(inputs: Any) -> dict[str, Any]:
 def _chain_outputs(outputs: Any) -> dict[str, Any]:
     if isinstance(outputs, AgentOutcome):
         return outcome_summary(outputs)
-    if _is_state(outputs):
-        return digest_state(outputs, keep=_DELTAS)
+    if isinstance(outputs, dict) and outputs.keys() <= _STATE_KEYS:
+        return digest_update(outputs)
     return outputs if isinstance(outputs, dict) else {"output": outputs}
 
 
@@ -218,9 +243,9 @@ class FileTracer(LangChainTracer):
             trace_id, dotted_order, parent_id = rid, own, None
         self.order_map[run_id] = (trace_id, dotted_order)  # type: ignore[assignment]
         meta = metadata or {}
-        if meta.get("langgraph_node") not in (None, name):
-            # Inside a node, LangGraph's bookkeeping is the node's: keep only which node and step.
-            meta = {k: v for k, v in meta.items() if k not in _NODE_ONLY_METADATA}
+        if parent is not None:
+            # LangGraph's bookkeeping is the same in every step: the root has it, a node keeps which it was.
+            meta = {k: v for k, v in meta.items() if k not in _ROOT_ONLY_METADATA}
         if self.tracing_metadata:
             meta = {**self.tracing_metadata, **meta}
         self.client.post(
@@ -447,7 +472,10 @@ def chain_run(name: str, inputs: dict[str, Any], *, nest: bool = True) -> Iterat
 
 
 def traced_agent(name: str, agent: Callable[..., AgentOutcome[Any]]) -> Callable[..., AgentOutcome[Any]]:
-    """``agent`` run as a chain run ``name``: its LLM calls nest inside; outputs = answer, error, cost."""
+    """``agent`` run as a chain run ``name``: its LLM calls nest inside; outputs = answer, error, cost.
+
+    Outside a traced graph (no callbacks in the current config) the agent is called as it is.
+    """
 
     def call(*args: Any, **kwargs: Any) -> AgentOutcome[Any]:
         inputs = {"args": [_brief(a) for a in args], **{k: _brief(v) for k, v in kwargs.items()}}
@@ -459,48 +487,13 @@ def traced_agent(name: str, agent: Callable[..., AgentOutcome[Any]]) -> Callable
     return call
 
 
-def decision_run_name(kind: str, payload: Mapping[str, Any]) -> str:
-    """``decision:principles``, ``decision:mask``, ``decision:adaptation``, ``decision:<agent>``..."""
-    if kind != "decision":
-        return f"decision:{kind}"
-    agent = str(payload.get("agent") or "agent")
-    return "decision:adaptation" if agent == "adapter" else f"decision:{agent}"
-
-
-def record_decision(kind: str, payload: Mapping[str, Any]) -> None:
-    """Record one decision as a named chain run whose outputs are the decision (inside the current node).
-
-    Decisions are leaves, so they go straight to the file tracers of the current callback manager
-    (there are ~1.5 per evaluation; the general callback path cost more than the rest of the trace).
-    """
-    config = var_child_runnable_config.get()
-    manager = config.get("callbacks") if config else None
-    if not isinstance(manager, CallbackManager):
-        return  # not inside a traced graph step
-    name = decision_run_name(kind, payload)
-    for tracer in manager.handlers:
-        if isinstance(tracer, FileTracer):
-            run_id = uuid7()
-            tracer.on_chain_start(
-                None,
-                {"event": kind},
-                run_id=run_id,
-                parent_run_id=manager.parent_run_id,
-                tags=manager.tags,
-                metadata=manager.metadata,
-                name=name,
-            )
-            tracer.on_chain_end(dict(payload), run_id=run_id)
-
-
 # -- a traced run ----------------------------------------------------------------------------------
 class TraceSession:
     """Everything one traced run needs: the file client, the tracer, live forwarding, the cleanup.
 
-    Usage (see :func:`lapt.api.execute`)::
+    Usage (see :mod:`lapt.graph.run`)::
 
         session = TraceSession(run_dir, metadata={...}, secrets=[api_key])
-        session.instrument(ctx)
         session.start()
         try:
             graph.invoke(..., config={..., **session.config()})
@@ -534,19 +527,6 @@ class TraceSession:
         self.tracer = FileTracer(client=self.client, project_name=self.project)
         self.counts: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
-
-    def instrument(self, ctx: RunContext) -> None:
-        """Trace the agents of ``ctx`` as ``agent:*`` runs and its decision events as ``decision:*`` runs."""
-        ctx.learner = traced_agent("agent:learner", ctx.learner)
-        ctx.refiner = traced_agent("agent:refiner", ctx.refiner)
-        ctx.adapter = traced_agent("agent:adapter", ctx.adapter)
-        emit = ctx.on_event
-
-        def on_event(kind: str, payload: dict[str, Any]) -> None:
-            emit(kind, payload)
-            record_decision(kind, payload)
-
-        ctx.on_event = on_event
 
     def config(self) -> dict[str, Any]:
         """Keys to add to the ``graph.invoke`` config: this tracer, and the root run's name."""

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lapt.errors import UserError
+from lapt.spaces import SearchSpace, get_space
+from lapt.tables import evaluation_table, table_for
 
 
 class RunSettings(BaseModel):
@@ -42,6 +44,9 @@ class RunSettings(BaseModel):
     prompts_dir: str | None = None
     principles_from: str | None = None
     train: dict[str, Any] | None = None
+    on_agent_failure: Literal["stop", "continue"] = Field(
+        "stop", description="When the learner gives no principles: stop the run, or search without transfer."
+    )
 
     @model_validator(mode="after")
     def _no_leakage(self) -> RunSettings:
@@ -65,6 +70,37 @@ def space_defaults(space_name: str, adapt_every: int, max_ops: int) -> dict[str,
     if space_name == "tnb101":
         return {"population": 10, "tournament": 5, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 15}
     return {"population": 5, "tournament": 2, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 5}
+
+
+def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
+    """Validate settings, fill the per-space defaults and check every task name; UserError on any problem.
+
+    The source tasks must be in the table the learner reads, the target in the table the run is
+    evaluated with (for the table evaluator), before anything else happens.
+    """
+    if values.get("adapt") is False and values.get("adapt_every") is not None:
+        raise UserError("--no-adapt contradicts --adapt-every: a run that never adapts has no adaptation interval")
+    settings = parse_settings(**values)
+    space = get_space(settings.space)
+    settings = settings.resolved(space_defaults(space.name, space.adapt_every, space.default_max_ops))
+    if settings.tournament and settings.population and settings.tournament > settings.population:
+        raise UserError(
+            f"tournament ({settings.tournament}) cannot exceed population ({settings.population} on {space.name})"
+        )
+    if settings.evaluator == "table":
+        table = evaluation_table(space, settings.table)
+        table.check_task(settings.target)
+        for src in settings.sources:
+            table.check_task(src)
+    elif settings.sources:
+        source_table = table_for(space)
+        if source_table is None:
+            raise UserError(f"space {space.name} has no benchmark table to learn principles from: pass --principles")
+        for src in settings.sources:
+            source_table.check_task(src)
+    if not settings.sources and settings.principles_from is None:
+        raise UserError("give at least one --source task (or --principles to start from stored principles)")
+    return settings, space
 
 
 def parse_settings(**values: Any) -> RunSettings:

@@ -6,6 +6,8 @@ Every problem caused by what the user typed or supplied (a name, a file, an opti
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(Exception):
     """Bad input: an unknown name, a malformed string or file, contradictory options."""
@@ -15,5 +17,15 @@ class TableIntegrityError(UserError):
     """A shipped benchmark table does not match its recorded checksum or shape."""
 
 
-class SpaceExhausted(Exception):
-    """The current mask holds no architecture that has not been evaluated yet."""
+class AgentFailure(Exception):
+    """An agent gave no usable answer and the run stopped rather than pass plain search off as LAPT.
+
+    The command line reports it in one line with exit status 3 (2 is bad input). ``result`` is what
+    the run produced up to there (its run directory holds the same, with a summary saying why).
+    """
+
+    exit_status = 3
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result

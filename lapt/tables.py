@@ -147,6 +147,20 @@ def table_for(space: SearchSpace) -> BenchmarkTable | None:
     return table_for_space(space)
 
 
+def evaluation_table(space: SearchSpace, table_name: str | None = None) -> BenchmarkTable:
+    """The table a run on ``space`` is evaluated with: ``table_name`` (e.g. ``nb201-12epoch``), or the
+    space's own (built-in, or declared by its space file); UserError if there is none."""
+    if table_name is not None:
+        table = load_table(table_name)
+        if table.space.name != space.name:
+            raise UserError(f"table {table_name!r} belongs to space {table.space.name!r}, not {space.name!r}")
+        return table
+    default = table_for(space)
+    if default is None:
+        raise UserError(f"space {space.name!r} has no benchmark table: it needs an evaluator that trains or measures")
+    return default
+
+
 @functools.cache
 def load_latency() -> tuple[tuple[str, ...], np.ndarray]:
     """NB201 latency in ms: (device names, array[cell index, device])."""

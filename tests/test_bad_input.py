@@ -99,7 +99,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "dir-holds-a-run": ([*cli, *BASE, "--run-dir", str(held)], "already holds a run"),
         "run-dir-is-a-file": ([*cli, *BASE, "--run-dir", str(a_file)], "is not a directory"),
         "resume-without-run-dir": ([*cli, *BASE, "--resume"], "--resume needs --run-dir"),
-        "resume-nothing": ([*cli, "resume", run_dir], "holds no run"),
+        "resume-nothing": ([*cli, "resume", run_dir], "does not exist"),
         "resume-other-version": ([*cli, "resume", str(tampered)], "it was started by lapt 0.0.1"),
     }
     if (TOY_SPACE / "toy_space.toml").is_file():  # a user space whose table no longer matches its sha256

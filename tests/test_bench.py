@@ -211,19 +211,20 @@ def test_mask_statistics_follow_the_active_mask(nb201):
     conv = ("nor_conv_1x1", "nor_conv_3x3")
     region = MaskSpec(ops=(conv, conv, conv, ("skip_connect",), conv, conv))
     masks = [
-        {"round": 0, "mask": from_spec(nb201, region).model_dump()},
-        {"round": 0, "mask": from_spec(nb201, nb201.full_mask()).model_dump()},  # widened when exhausted
-        {"round": 1, "mask": from_spec(nb201, region).model_dump()},
+        {"version": 0, "round": 0, "mask": from_spec(nb201, region).model_dump()},
+        {"version": 1, "round": 0, "mask": from_spec(nb201, nb201.full_mask()).model_dump()},  # widened
+        {"version": 2, "round": 1, "mask": from_spec(nb201, region).model_dump()},
     ]
     inside = ("nor_conv_3x3",) * 3 + ("skip_connect",) + ("nor_conv_3x3",) * 2
     outside = ("none",) * 6
 
-    def trial(i, g, rnd):
-        return Trial(index=i, arch=nb201.to_str(g), task="cifar100", status=Status.OK, val=1.0, round=rnd)
+    def trial(i, g, version):
+        arch = nb201.to_str(g)
+        return Trial(index=i, arch=arch, task="cifar100", status=Status.OK, val=1.0, mask_version=version)
 
-    # round 0: one trial in the region, then two after widening (the second happens to be inside again);
-    # round 1: one trial under the new refined mask.
-    trials = [trial(0, inside, 0), trial(1, outside, 0), trial(2, inside, 0), trial(3, inside, 1)]
+    # One trial in the region, then two after widening (the second happens to be inside again), then
+    # one under the next refined mask: each counts the mask it was drawn in.
+    trials = [trial(0, inside, 0), trial(1, outside, 1), trial(2, inside, 1), trial(3, inside, 2)]
     counts = _mask_counts(nb201, trials, masks)
     ops = list(nb201.ops)
     assert counts[0][ops.index("nor_conv_3x3")] == 4 and counts[0][ops.index("none")] == 2

@@ -10,7 +10,7 @@ import pytest
 import lapt
 from lapt.agents.offline import OfflineReasoner
 from lapt.agents.reasoner import AgentReply, AgentRequest
-from lapt.errors import UserError
+from lapt.errors import AgentFailure, UserError
 from lapt.masks import mask_model
 
 
@@ -33,14 +33,12 @@ class RecordingReasoner:
 
 
 @pytest.fixture
-def recording(monkeypatch):
-    rec = RecordingReasoner()
-    monkeypatch.setattr("lapt.api.make_reasoner", lambda settings, llm=None: rec)
-    return rec
+def recording():
+    return RecordingReasoner()
 
 
 def test_adapts_every_n_and_stops_at_budget(recording):
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=23, seed=3)
+    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=23, seed=3, reasoner=recording)
     assert len(result.trials) == 23 and result.summary["ended"] == "budget"
     adapts = [d for d in result.decisions if d["agent"] == "adapter"]
     assert len(adapts) == 4  # after evaluations 5, 10, 15, 20
@@ -63,7 +61,9 @@ def test_both_adaptation_branches_run():
 
 
 def test_no_adapt_means_transfer_only(recording):
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, adapt=False)
+    result = lapt.run(
+        space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, adapt=False, reasoner=recording
+    )
     assert [r.kind for r in recording.requests] == ["learn", "refine"]
     assert len(result.masks) == 1
 
@@ -71,7 +71,7 @@ def test_no_adapt_means_transfer_only(recording):
 def test_learner_sees_only_source_data(recording):
     from lapt.tables import load_table
 
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=5, seed=0)
+    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=5, seed=0, reasoner=recording)
     learn = [r for r in recording.requests if r.kind == "learn"]
     assert len(learn) == 1
     text = learn[0].user + json.dumps(learn[0].payload)
@@ -83,17 +83,33 @@ def test_learner_sees_only_source_data(recording):
     assert learner["saw_tasks"] == ["cifar10"]
 
 
-def test_failing_agents_fall_back(monkeypatch):
+def test_a_learner_without_principles_stops_the_run_before_any_search():
     rec = RecordingReasoner(fail={"learn"})
-    monkeypatch.setattr("lapt.api.make_reasoner", lambda settings, llm=None: rec)
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=8, seed=0)
+    with pytest.raises(AgentFailure, match="learner gave no principles") as stopped:
+        lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=8, seed=0, reasoner=rec)
+    result = stopped.value.result
+    assert result.trials == [] and result.masks == [] and [r.kind for r in rec.requests] == ["learn"]
+    assert result.summary["ended"] == "agent_failed" and result.summary["degraded"]
+
+
+def test_failing_agents_fall_back_and_the_run_says_it_is_degraded():
+    rec = RecordingReasoner(fail={"learn"})
+    result = lapt.run(
+        space="nb201", sources=["cifar10"], target="cifar100", budget=8, seed=0, reasoner=rec,
+        on_agent_failure="continue",
+    )  # fmt: skip
     assert len(result.trials) == 8
     assert result.masks[0]["source"] == "full" and result.masks[0]["size"] == 15_625
+    assert result.degraded and "learner gave no principles" in result.degraded[0]
     rec2 = RecordingReasoner(fail={"refine"})
-    monkeypatch.setattr("lapt.api.make_reasoner", lambda settings, llm=None: rec2)
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0)
+    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec2)
     assert [m["source"] for m in result.masks] == ["full", "kept", "kept"]
     assert all("refine refused on purpose" in d["note"] for d in result.decisions if d["agent"] == "refiner")
+    assert result.summary["agent_failures"] == {"refiner": 3} and "3 refinement(s)" in result.degraded[0]
+    rec3 = RecordingReasoner(fail={"adapt_improved", "adapt_stalled"})
+    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec3)
+    assert result.summary["adaptations"] == 2 and result.summary["adaptations_failed"] == 2
+    assert sum(r.kind.startswith("adapt") for r in rec3.requests) == 2  # asked again at the next adaptation
 
 
 def test_exhausted_region_widens_to_the_full_space():
@@ -120,7 +136,9 @@ def test_tnb101_defaults_follow_the_paper():
 
 
 def test_multi_source_learning_labels_tasks(recording):
-    lapt.run(space="tnb101", sources=["jigsaw", "autoencoder"], target="class_scene", budget=3, seed=0)
+    lapt.run(
+        space="tnb101", sources=["jigsaw", "autoencoder"], target="class_scene", budget=3, seed=0, reasoner=recording
+    )
     learn = next(r for r in recording.requests if r.kind == "learn")
     assert "[jigsaw]" in learn.user and "[autoencoder]" in learn.user
     assert set(learn.payload["sources"]) == {"jigsaw", "autoencoder"}
@@ -128,7 +146,9 @@ def test_multi_source_learning_labels_tasks(recording):
 
 def test_prompt_override(tmp_path: Path, recording):
     (tmp_path / "learner.md").write_text("Principles for ${source_tasks}, please.\n${layer_statistics}\n")
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=3, prompts_dir=str(tmp_path))
+    result = lapt.run(
+        space="nb201", sources=["cifar10"], target="cifar100", budget=3, prompts_dir=str(tmp_path), reasoner=recording
+    )
     assert recording.requests[0].user.startswith("Principles for cifar10, please.")
     from lapt.agents.prompts import load_prompts
 

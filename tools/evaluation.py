@@ -11,11 +11,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from lapt.errors import UserError
 from lapt.schemas import Status, Trial
 from lapt.spaces import Genotype, SearchSpace
 from lapt.spaces.user_table import ArchNotInTable
-from lapt.tables import BenchmarkTable, load_table
+from lapt.tables import BenchmarkTable, evaluation_table
 
 
 class Outcome(BaseModel):
@@ -59,19 +58,7 @@ class TabularEvaluator:
 
         The default is the built-in table of a built-in space, or the table a user space file declares.
         """
-        if table_name is None:
-            from lapt.tables import table_for
-
-            default = table_for(space)
-            if default is None:
-                raise UserError(
-                    f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate by training"
-                )
-            return cls(default)
-        table = load_table(table_name)
-        if table.space.name != space.name:
-            raise UserError(f"table {table_name!r} belongs to space {table.space.name!r}, not {space.name!r}")
-        return cls(table)
+        return cls(evaluation_table(space, table_name))
 
     def settings(self) -> dict[str, Any]:
         return {"evaluator": self.name, "table": self.table.name}

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from lapt.errors import UserError
+from lapt.errors import AgentFailure, UserError
 
 # One module per command (``lapt/cli/<name>_cmd.py``), each with ``register(subparsers)``.
 COMMAND_MODULES = (
@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"lapt: error: {e}", file=sys.stderr)
         return 2
+    except AgentFailure as e:
+        where = getattr(e.result, "run_dir", None)
+        record = f" (record and summary in {where})" if where is not None else ""
+        print(f"lapt: stopped: {e}{record}", file=sys.stderr)
+        return AgentFailure.exit_status
     except KeyboardInterrupt:
         print("lapt: interrupted", file=sys.stderr)
         return 130

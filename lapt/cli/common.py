@@ -56,6 +56,13 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N", help="Ray GPUs per evaluation")
         p.add_argument("--table", help="benchmark table (e.g. nb201-12epoch for low fidelity)")
         p.add_argument("--allow-same-task", action="store_true", help="allow source == target (leaks target data)")
+        p.add_argument(
+            "--on-agent-failure",
+            choices=["stop", "continue"],
+            default="stop",
+            help="when the learner gives no principles: stop with exit status 3 (default), or search the full "
+            "space without transfer and mark the run degraded",
+        )
     p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (2 / 3)")
     p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
 
@@ -131,5 +138,6 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
         "table": args.table,
         "allow_same_task": args.allow_same_task,
         "prompts_dir": args.prompts,
+        "on_agent_failure": args.on_agent_failure,
     }
     return values

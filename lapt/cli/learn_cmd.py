@@ -25,50 +25,55 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Learn, refine, print, optionally save."""
-    from lapt.api import build_context, resolve_settings
+    from lapt.agents.prompts import load_prompts
+    from lapt.config import space_defaults
     from lapt.errors import UserError
+    from lapt.graph.assembly import build_agents, make_reasoner, source_data, source_table
     from lapt.masks import mask_summary, to_spec
     from lapt.run_dir import atomic_write
+    from lapt.spaces import get_space
 
-    llm = llm_settings(args)
+    llm = llm_settings(args, announce=False)
     srcs = sources(args)
     if not srcs:
         raise UserError("give at least one --source task")
-    values: dict[str, Any] = {
-        "space": args.space,
-        "sources": srcs,
-        "target": srcs[0],
-        "allow_same_task": True,
-        "max_ops": args.max_ops,
-        "top_k": args.top_k,
-        "prompts_dir": args.prompts,
-    }
-    if llm is not None:
-        values |= {"reasoner": "llm", "llm": llm.public()}
-    settings, space = resolve_settings(**values)
+    if args.top_k < 1 or (args.max_ops is not None and args.max_ops < 1):
+        raise UserError("--top-k and --max-ops must be >= 1")
+    space = get_space(args.space)
+    table = source_table(space)
+    for task in srcs:
+        table.check_task(task)
+    max_ops = args.max_ops or space_defaults(space.name, space.adapt_every, space.default_max_ops)["max_ops"]
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a directory")
-    ctx, hashes = build_context(settings, space, llm)
-    learned = ctx.learner(space, ctx.sources())
+    prompts = load_prompts(Path(args.prompts) if args.prompts else None)
+    if llm is None:
+        from lapt.cli.common import announce_offline
+
+        announce_offline()
+    reasoner = make_reasoner(llm)
+    agents = build_agents(reasoner, prompts, args.top_k)
+    learned = agents.learner(space, source_data(space, srcs))
     if learned.value is None:
         raise UserError(f"the learner gave no valid principles: {learned.reply.error}")
     pset = learned.value
     print(f"# principles learned on {space.name} from {', '.join(srcs)} ({pset.reasoner})")
     for p in pset.principles:
         print(f"- [{p.confidence:.2f}] {p.statement}")
-    refined = ctx.refiner(space, pset, settings.max_ops, "a new task")
+    refined = agents.refiner(space, pset, max_ops, "a new task")
     if refined.value is None:
         raise UserError(f"the refiner gave no valid mask: {refined.reply.error}")
     spec = to_spec(space, refined.value)
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
     print(mask_summary(space, spec))
     if not args.no_store:
-        from lapt.api import principle_provenance
+        from lapt.graph.run import principle_provenance
         from lapt.principle_store import PrincipleStore
 
         store = PrincipleStore(args.store)
-        provenance = principle_provenance(pset, settings, space, llm, hashes, "lapt-learn")
+        kind = "llm" if llm is not None else "offline"
+        provenance = principle_provenance(pset, kind, reasoner.model, space, prompts.hashes, "lapt-learn")
         print(f"\nstored in the principle library as {store.add(pset, provenance)} ({store.path})")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

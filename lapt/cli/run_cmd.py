@@ -91,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(result: Any) -> int:
-    """Print where the run went and its result (also used by ``lapt resume``)."""
+    """Print where the run went and its result (also used by ``lapt resume``).
+
+    A degraded run (an agent without a valid answer, a fallback taken) says so on the last line.
+    """
     s = result.summary
     best = s["best"]
     print(f"run directory: {result.run_dir}")
     if best is None:
         print("no successful evaluation")
+        _degraded(s)
         return 0
     test = "n/a" if best["test"] is None else f"{best['test']:.3f}"
     where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
@@ -105,8 +109,16 @@ def report(result: Any) -> int:
         reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
         print(reach)
     u = s["usage"]
+    failed = f" ({s['adaptations_failed']} without new principles)" if s.get("adaptations_failed") else ""
     print(
-        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}  LLM calls: {u['llm_calls']}  "
+        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}{failed}  LLM calls: {u['llm_calls']}  "
         f"tokens: {u['input_tokens'] + u['output_tokens']}"
     )
+    _degraded(s)
     return 0
+
+
+def _degraded(summary: dict[str, Any]) -> None:
+    reasons = summary.get("degraded") or []
+    if reasons:
+        print(f"DEGRADED: {'; '.join(reasons)}")

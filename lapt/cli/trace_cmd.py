@@ -18,6 +18,7 @@ from typing import Any
 from lapt.errors import UserError
 
 _WIDTH = 110
+_NODES = frozenset({"learn_principles", "refine_space", "search", "record", "adapt", "finish"})
 
 
 def register(sub: Any) -> None:
@@ -60,9 +61,9 @@ def _usage(run: Mapping[str, Any]) -> dict[str, int]:
 def _trial(run: Mapping[str, Any]) -> dict[str, Any]:
     """The trial of an ``evaluate_architecture`` run (what is known of it if it never ended)."""
     output = (run.get("outputs") or {}).get("output")
-    artifact = output.get("artifact") if isinstance(output, dict) else None
-    if isinstance(artifact, dict):
-        return artifact
+    trial = output.get("trial") if isinstance(output, dict) else None
+    if isinstance(trial, dict):
+        return trial
     inputs = run.get("inputs") or {}
     status = "error" if run.get("error") else ("running" if not run.get("end_time") else "unknown")
     return {"index": inputs.get("index"), "arch": inputs.get("arch"), "status": status, "val": None}
@@ -172,36 +173,32 @@ class _Timeline:
             f"mask v{out.get('version')} ({out.get('source')}, round {out.get('round')}): {size} architectures", detail
         )
 
-    def adapt_node(self, run: Mapping[str, Any]) -> None:
-        """The round line, from the adapt node's outputs: before the principles it produced."""
-        out = run.get("outputs") or {}
-        if out.get("branch"):
-            self.round += 1
-            self._announced = run.get("id")
-            self.emit(f"round {self.round}: {out['branch']} (best so far {_fmt(out.get('best_at_adapt'))})")
-
-    def adaptation(self, run: Mapping[str, Any]) -> None:
-        """The adapter's decision: the round line if its node never ended, and any failure."""
-        out = run.get("outputs") or {}
-        fail = f": {_cut(out.get('error'), 80)}" if out.get("ok") is False and out.get("error") else ""
-        note = f"adapter: {out.get('note')}{fail}" if out.get("note") or fail else ""
-        if self._announced is not None and self._announced == run.get("parent_run_id"):
-            if note:
-                self.emit(note)
-            return
+    def round_line(self, out: Mapping[str, Any]) -> None:
+        """An adaptation round, from the adapt node's outputs: before the principles it produced."""
         self.round += 1
-        self.emit(
-            f"round {self.round}: {out.get('branch')} (best so far {_fmt(out.get('best'))})", [note] if note else []
-        )
+        self.emit(f"round {self.round}: {out.get('branch')} (best so far {_fmt(out.get('best_at_adapt'))})")
 
-    def agent(self, name: str, out: Mapping[str, Any]) -> None:
-        """Learner/refiner/search outcomes: only fallbacks and failures are worth a line."""
-        if out.get("ok") is False or out.get("source") in ("kept", "full", "widened"):
-            why = out.get("error") or out.get("note") or ""
-            self.emit(f"{name.removeprefix('decision:')}: {_cut(why, self.width)}")
+    def decision(self, d: Mapping[str, Any]) -> None:
+        """An agent decision: only failures and fallbacks are worth a line (the facts have their own)."""
+        if d.get("ok") is False or d.get("source") in ("kept", "full", "widened"):
+            why = d.get("error") or d.get("note") or ""
+            note = f" ({_cut(d['note'], 60)})" if d.get("error") and d.get("note") else ""
+            self.emit(f"{d.get('agent')}: {_cut(why, self.width)}{note}")
 
-    def finish(self, out: Mapping[str, Any]) -> None:
-        self.emit(f"end: {out.get('reason')} after {out.get('evaluations')} evaluations")
+    def node(self, name: str, out: Mapping[str, Any]) -> None:
+        """A graph step's decisions, from its outputs (the node's update)."""
+        if name == "adapt" and out.get("branch"):
+            self.round_line(out)
+        for d in out.get("decisions") or ():
+            if isinstance(d, Mapping):
+                self.decision(d)
+        for pset in out.get("principles") or ():
+            if isinstance(pset, Mapping):
+                self.principles(pset)
+        if isinstance(out.get("mask"), Mapping):
+            self.mask(out["mask"])
+        if name == "finish" and out.get("done"):
+            self.emit(f"end: {out['done']} after {self.evals} evaluations")
 
     def summary(self) -> list[str]:
         self._flush_segment()
@@ -223,6 +220,7 @@ class _Timeline:
 def timeline(runs: Sequence[Mapping[str, Any]], per_evaluation: bool = False, full: bool = False) -> list[str]:
     """The decision timeline of the runs of one trace, as terminal lines."""
     t = _Timeline(per_evaluation, full)
+    root = next((r.get("id") for r in runs if not r.get("parent_run_id")), None)
     for run in sorted(runs, key=lambda r: str(r.get("dotted_order") or "")):
         name, out = str(run.get("name")), run.get("outputs") or {}
         if run.get("run_type") == "tool" and name == "evaluate_architecture":
@@ -231,18 +229,8 @@ def timeline(runs: Sequence[Mapping[str, Any]], per_evaluation: bool = False, fu
             t.llm(run)
         elif name.startswith("repair_"):
             t.repairs += 1
-        elif name == "decision:principles":
-            t.principles(out)
-        elif name == "decision:mask":
-            t.mask(out)
-        elif name == "adapt" and run.get("run_type") == "chain":
-            t.adapt_node(run)
-        elif name == "decision:adaptation":
-            t.adaptation(run)
-        elif name == "decision:finish":
-            t.finish(out)
-        elif name.startswith("decision:"):
-            t.agent(name, out)
+        elif run.get("run_type") == "chain" and name in _NODES and run.get("parent_run_id") == root:
+            t.node(name, out)
     return [f"{'evals':>5} {'tokens':>8}  decision", *t.lines, "", *t.summary()]
 
 

@@ -52,7 +52,7 @@ def oracle_region(space_name: str, target: str, max_ops: int) -> OracleRegion:
 
 def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSettings, SearchSpace]:
     """The RunSettings of a job (LAPT runs use them whole; baselines take REA's population and limits)."""
-    from lapt.api import resolve_settings
+    from lapt.config import resolve_settings
 
     values: dict[str, Any] = {
         "space": config.space,
@@ -92,30 +92,17 @@ def search_loop(
 
 
 def _mask_counts(space: SearchSpace, trials: list[Trial], masks: list[dict[str, Any]]) -> list[list[int]]:
-    """Per layer and op: evaluations made while the active mask allowed that op.
+    """Per layer and op: evaluations made while the mask they were drawn in allowed that op."""
+    from lapt.search_session import spec_of
 
-    Masks are recorded in creation order with the adaptation round they belong to, and trials carry
-    their round. Within a round a later mask can only come from widening an exhausted region, so it
-    becomes active at the first trial of that round that the earlier mask does not allow.
-    """
-    from lapt.masks import mask_model, to_spec
-
-    model = mask_model(space)
-    specs = [(int(rec["round"]), to_spec(space, model(**rec["mask"]))) for rec in masks]
+    specs = {int(rec["version"]): spec_of(space, rec["mask"]) for rec in masks}
     counts = [[0] * len(space.ops) for _ in space.layers]
-    if not specs:
-        return counts
     op_index = {op: k for k, op in enumerate(space.ops)}
-    j = 0
     for trial in trials:
-        genotype = space.from_str(trial.arch)
-        while (
-            j + 1 < len(specs)
-            and specs[j + 1][0] <= trial.round
-            and (specs[j][0] < trial.round or not space.contains(genotype, specs[j][1]))
-        ):
-            j += 1
-        for i, allowed in enumerate(specs[j][1].ops):
+        spec = specs.get(trial.mask_version)
+        if spec is None:
+            continue
+        for i, allowed in enumerate(spec.ops):
             for op in allowed:
                 counts[i][op_index[op]] += 1
     return counts

@@ -1,8 +1,14 @@
-"""Ask/tell search strategies with JSON-serialisable state.
+"""Ask/tell search strategies with a small JSON-serialisable state.
 
 Every strategy proposes architectures inside the mask it is given (the mask may change between asks,
 after an adaptation), never proposes an architecture it has proposed before, and never hangs: when the
 region has fewer unseen architectures than asked for it returns what is left and sets ``exhausted``.
+
+State is split by cost. :meth:`Strategy.state_dict` is what a checkpoint holds after every step, so it
+stays the same size however long the run: the number of asks so far (each ask draws from an RNG seeded
+with ``(seed, ask number)``, so no generator state is saved) and the strategy's own working set (REA's
+population). The architectures already seen grow with the run and are not in it: a resumed run already
+has them in its trial record, and hands them back with :meth:`Strategy.mark_seen`.
 """
 
 from __future__ import annotations
@@ -20,16 +26,6 @@ REJECTION_TRIES = 64
 ENUMERATE_LIMIT = 200_000
 
 
-def _state_to_json(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _state_from_json(data: list) -> tuple:
-    version, internal, gauss = data
-    return (version, tuple(internal), gauss)
-
-
 class Strategy(abc.ABC):
     """Base class: owns the RNG, the record of proposed architectures, and the exhaustion logic."""
 
@@ -38,14 +34,18 @@ class Strategy(abc.ABC):
     def __init__(self, space: SearchSpace, seed: int = 0):
         self.space = space
         self.seed = seed
-        self.rng = random.Random(seed)
+        self.asks = 0
+        self.rng = random.Random()
         self._seen: set[Hashable] = set()
-        self.history: list[tuple[Genotype, float | None]] = []
         self.exhausted = False
 
     # -- public API ------------------------------------------------------------------------------
     def ask(self, mask: MaskSpec, n: int = 1) -> list[Genotype]:
         """Propose up to ``n`` unseen architectures inside ``mask`` (fewer only when it is exhausted)."""
+        # A string seed is hashed (SHA-512) into the generator: every (seed, ask) pair gets its own
+        # stream, the same in every process, and the state to save is one integer.
+        self.rng.seed(f"{self.seed}/{self.asks}")
+        self.asks += 1
         out: list[Genotype] = []
         self.exhausted = False
         for _ in range(n):
@@ -61,7 +61,6 @@ class Strategy(abc.ABC):
         """Report fitness (validation metric, higher is better; None for a failed evaluation)."""
         for g, fitness in results:
             self._seen.add(self.space.key(g))
-            self.history.append((g, fitness))
             self._observe(g, fitness)
 
     def mark_seen(self, genotypes: Sequence[Genotype]) -> None:
@@ -69,27 +68,22 @@ class Strategy(abc.ABC):
         for g in genotypes:
             self._seen.add(self.space.key(g))
 
+    @property
+    def seen_count(self) -> int:
+        """How many distinct architectures were proposed or reported."""
+        return len(self._seen)
+
     def state_dict(self) -> dict[str, Any]:
-        """JSON-ready state: enough to continue exactly where this strategy stopped."""
-        to_str = self.space.to_str
-        return {
-            "strategy": self.name,
-            "seed": self.seed,
-            "rng": _state_to_json(self.rng.getstate()),
-            "seen": sorted(to_str(self._genotype_of(k)) for k in self._seen),
-            "history": [[to_str(g), f] for g, f in self.history],
-            "extra": self._extra_state(),
-        }
+        """JSON-ready state of constant size: with :meth:`mark_seen` of every architecture proposed so
+        far, enough to continue exactly where this strategy stopped."""
+        return {"strategy": self.name, "seed": self.seed, "asks": self.asks, "extra": self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (the seen architectures come from :meth:`mark_seen`)."""
         if state.get("strategy") != self.name:
             raise ValueError(f"state is for strategy {state.get('strategy')!r}, not {self.name!r}")
-        from_str = self.space.parse
-        self.seed = state["seed"]
-        self.rng.setstate(_state_from_json(state["rng"]))
-        self._seen = {self.space.key(from_str(a)) for a in state["seen"]}
-        self.history = [(from_str(a), f) for a, f in state["history"]]
+        self.seed = int(state["seed"])
+        self.asks = int(state["asks"])
         self._load_extra(state.get("extra", {}))
 
     # -- hooks -----------------------------------------------------------------------------------
@@ -108,10 +102,6 @@ class Strategy(abc.ABC):
         return None
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _genotype_of(self, key: Hashable) -> Genotype:
-        # Every built-in space uses the genotype itself as its key.
-        return key  # type: ignore[return-value]
-
     def is_seen(self, genotype: Genotype) -> bool:
         """Whether ``genotype`` was proposed or reported before."""
         return self.space.key(genotype) in self._seen

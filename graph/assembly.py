@@ -1,0 +1,109 @@
+"""The parts of a run, built once each: reasoner, agents, source data, search session, run context.
+
+:func:`build_agents` is all ``lapt learn`` needs (no evaluator, no executor, no target); the runner
+(:mod:`lapt.graph.run`) adds the evaluator and the search and freezes them into one
+:class:`~lapt.graph.context.RunContext`. The reasoner is a seam: an embedder or a test passes its own
+(anything with ``complete(AgentRequest) -> AgentReply``), otherwise the settings choose the offline
+miner or an OpenAI-compatible LLM.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lapt.agents.adapter import make_adapter
+from lapt.agents.learner import SourceData, make_principle_learner
+from lapt.agents.prompts import PromptSet, load_prompts
+from lapt.agents.reasoner import Reasoner
+from lapt.agents.refiner import make_space_refiner
+from lapt.config import RunSettings
+from lapt.errors import UserError
+from lapt.graph.context import Agents, RunContext
+from lapt.graph.tracing import traced_agent
+from lapt.schemas import PrincipleSet
+from lapt.search_session import SearchParams, SearchSession
+from lapt.spaces import Genotype, SearchSpace
+from lapt.tables import BenchmarkTable, table_for
+from lapt.tools.evaluation import Evaluator
+
+
+def prompts_for(settings: RunSettings) -> PromptSet:
+    """The shipped prompts with the run's overrides (UserError for a bad override folder or file)."""
+    return load_prompts(Path(settings.prompts_dir) if settings.prompts_dir else None)
+
+
+def make_reasoner(llm: Any = None, cache_path: Path | str | None = None) -> Reasoner:
+    """The offline miner, or the LLM reasoner when ``llm`` (an LLMSettings with its key) is given.
+
+    The LLM's answers are cached by exact request in ``cache_path`` when given (a run directory's
+    ``llm_cache.sqlite``, or a bench's shared cache), so a resumed or repeated run never pays twice.
+    """
+    if llm is None:
+        from lapt.agents.offline import OfflineReasoner
+
+        return OfflineReasoner()
+    from lapt.agents.llm import LLMReasoner
+    from lapt.llm_cache import ResponseCache
+
+    return LLMReasoner(llm, cache=ResponseCache(cache_path) if cache_path else None)
+
+
+def build_agents(reasoner: Reasoner, prompts: PromptSet, top_k: int = 50) -> Agents:
+    """The principle learner, space refiner and adapter around ``reasoner``, each traced as ``agent:*``."""
+    return Agents(
+        learner=traced_agent("agent:learner", make_principle_learner(reasoner, prompts, top_k)),
+        refiner=traced_agent("agent:refiner", make_space_refiner(reasoner, prompts)),
+        adapter=traced_agent("agent:adapter", make_adapter(reasoner, prompts)),
+    )
+
+
+@functools.cache
+def _all_genotypes(space: SearchSpace) -> tuple[Genotype, ...]:
+    return tuple(space.enumerate())
+
+
+def source_table(space: SearchSpace) -> BenchmarkTable:
+    """The table principles are learned from (the space's own); UserError when the space has none."""
+    table = table_for(space)
+    if table is None:
+        raise UserError(f"space {space.name} has no table to learn principles from; pass --principles")
+    return table
+
+
+def source_data(space: SearchSpace, tasks: Sequence[str]) -> list[SourceData]:
+    """The source tasks' architectures and validation metrics: only their columns leave the table, so the
+    learner never sees the target."""
+    table = source_table(space)
+    archs = _all_genotypes(space)
+    return [SourceData(t, archs, table.values(t, "val")) for t in tasks]
+
+
+def search_session(settings: RunSettings, space: SearchSpace) -> SearchSession:
+    """A new search session for the run's strategy and seed."""
+    params = SearchParams(settings.strategy, settings.seed, settings.population, settings.tournament)
+    return SearchSession(space, params)
+
+
+def build_context(
+    settings: RunSettings,
+    space: SearchSpace,
+    *,
+    evaluator: Evaluator,
+    agents: Agents,
+    search: SearchSession,
+    initial_principles: PrincipleSet | None = None,
+) -> RunContext:
+    """The frozen run context of one run."""
+    sources: Callable[[], Sequence[SourceData]] = functools.partial(source_data, space, tuple(settings.sources))
+    return RunContext(
+        settings=settings,
+        space=space,
+        evaluator=evaluator,
+        agents=agents,
+        sources=sources,
+        search=search,
+        initial_principles=initial_principles,
+    )

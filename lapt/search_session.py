@@ -1,0 +1,178 @@
+"""The live search of one run: the strategy, the masks it searched in, and every trial so far.
+
+The graph's nodes are called once per step with the state; rebuilding a strategy from JSON at every
+step (and saving every architecture it has seen in every checkpoint) made a run's cost per evaluation
+grow with its length. So the strategy lives here, across steps, and the graph state holds only its
+constant-size :meth:`~lapt.strategies.base.Strategy.state_dict` and a few counters.
+
+The session is a cache of what the run has recorded, kept honest by counters: every node that uses it
+first calls :meth:`SearchSession.sync` with the state it was given. That catches up with a step whose
+writes LangGraph re-applied from a checkpoint without running its node (a resumed run), and refuses
+(:class:`SessionOutOfSync`) anything it cannot reconstruct. A resumed run starts a session from its
+trial and mask files with :meth:`SearchSession.restore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lapt.spaces import Genotype, MaskSpec, SearchSpace
+from lapt.strategies import Strategy, make_strategy
+
+
+class SessionOutOfSync(RuntimeError):
+    """The graph state is further ahead than this process's record of the run (not a resumable gap)."""
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """The settings that fix a search: strategy name, seed, REA population and tournament."""
+
+    strategy: str
+    seed: int
+    population: int | None = None
+    tournament: int | None = None
+
+
+@dataclass
+class SearchSession:
+    """One run's strategy, its mask history and its trials, synchronised with the graph state.
+
+    Attributes:
+        space: the search space.
+        strategy: the live strategy (ask/tell).
+        trials: every trial recorded so far (dicts, as stored in ``trials.jsonl``), in order.
+        masks: every mask record that came into force, in order (``masks/vN.json``).
+    """
+
+    space: SearchSpace
+    params: SearchParams
+    strategy: Strategy = field(init=False)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    masks: list[dict[str, Any]] = field(default_factory=list)
+    _spec: tuple[int, MaskSpec] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.strategy = self._new_strategy()
+
+    def _new_strategy(self) -> Strategy:
+        p = self.params
+        return make_strategy(p.strategy, self.space, p.seed, population=p.population, tournament=p.tournament)
+
+    # -- what the graph state holds ----------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The strategy's constant-size state, for the ``search`` channel of the graph state."""
+        return self.strategy.state_dict()
+
+    @property
+    def told(self) -> int:
+        """Trials recorded so far."""
+        return len(self.trials)
+
+    @property
+    def mask_version(self) -> int | None:
+        """Version of the mask in force (None before the first)."""
+        return self.masks[-1]["version"] if self.masks else None
+
+    # -- the search ----------------------------------------------------------------------------------
+    def spec(self) -> MaskSpec:
+        """The mask in force as a :class:`MaskSpec` (built once per mask version)."""
+        if not self.masks:
+            raise SessionOutOfSync("no mask is in force yet")
+        version = self.masks[-1]["version"]
+        if self._spec is None or self._spec[0] != version:
+            self._spec = (version, spec_of(self.space, self.masks[-1]["mask"]))
+        return self._spec[1]
+
+    def enter_mask(self, record: Mapping[str, Any]) -> None:
+        """A new mask version came into force (versions are consecutive from 0)."""
+        expected = 0 if not self.masks else self.masks[-1]["version"] + 1
+        if record["version"] != expected:
+            raise SessionOutOfSync(f"mask version {record['version']} follows version {expected - 1}")
+        self.masks.append(dict(record))
+
+    def ask(self, n: int) -> list[Genotype]:
+        """Up to ``n`` unseen architectures inside the mask in force."""
+        return self.strategy.ask(self.spec(), n)
+
+    def ask_in(self, spec: MaskSpec, n: int) -> list[Genotype]:
+        """Up to ``n`` unseen architectures inside ``spec`` (a region other than the mask in force)."""
+        return self.strategy.ask(spec, n)
+
+    def tell(self, trials: Sequence[Mapping[str, Any]]) -> None:
+        """Record evaluated trials (in index order, continuing the record) and report them to the strategy."""
+        parse = self.space.parse
+        for t in trials:
+            if t["index"] != len(self.trials):
+                raise SessionOutOfSync(f"trial {t['index']} recorded after trial {len(self.trials) - 1}")
+            self.trials.append(dict(t))
+        self.strategy.tell([(parse(t["arch"]), t.get("fitness")) for t in trials])
+
+    # -- keeping in step with the graph state -------------------------------------------------------------
+    def sync(self, state: Mapping[str, Any]) -> None:
+        """Catch up with ``state`` when it is ahead by the one step LangGraph may re-apply on a resume.
+
+        A step's writes can reach the state without its node running here (a resumed run re-applies the
+        writes a killed process saved): a new mask, a batch of trials, the strategy's state after an
+        ask. Each leaves a trace in the state (the mask record, the latest batch, ``search``) from which
+        the session catches up. A larger gap means this process never saw the run's record (e.g. a
+        graph server restarted) and is refused.
+        """
+        mask = state.get("mask")
+        if mask is not None and mask["version"] != self.mask_version:
+            self.enter_mask(mask)
+        n = int(state.get("n_trials", 0))
+        search = state.get("search")
+        if n == self.told and (search is None or search.get("asks") == self.strategy.asks):
+            return
+        if n != self.told:
+            batch = [t for t in state.get("trials") or [] if t["index"] >= self.told]
+            if self.told + len(batch) != n:
+                raise SessionOutOfSync(
+                    f"the state holds {n} trials, this process knows {self.told}: the run's trial record is "
+                    "not available here (resume it from its run directory)"
+                )
+            self.trials.extend(dict(t) for t in batch)
+        if search is not None:
+            # The state's strategy is authoritative; the architectures it has seen are the recorded ones
+            # and those still waiting for evaluation.
+            self.strategy = self._new_strategy()
+            self.strategy.load_state_dict(dict(search))
+            parse = self.space.parse
+            self.strategy.mark_seen([parse(t["arch"]) for t in self.trials])
+            self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+
+    def restore(
+        self,
+        trials: Sequence[Mapping[str, Any]],
+        masks: Sequence[Mapping[str, Any]],
+        state: Mapping[str, Any],
+    ) -> None:
+        """Start from a run's record (its trial and mask files) and its last checkpoint ``state``."""
+        self.trials = [dict(t) for t in trials]
+        self.masks = [dict(m) for m in masks]
+        self._spec = None
+        self.strategy = self._new_strategy()
+        if state.get("search") is not None:
+            self.strategy.load_state_dict(dict(state["search"]))
+        parse = self.space.parse
+        self.strategy.mark_seen([parse(t["arch"]) for t in self.trials])
+        self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+
+
+def spec_of(space: SearchSpace, mask: Mapping[str, Any]) -> MaskSpec:
+    """The :class:`MaskSpec` of a stored mask (layer name -> ops, or ``{"ops", "inputs"}`` on DARTS).
+
+    Stored masks were validated when they were made; this only puts them in canonical order.
+    """
+    ops: list[tuple[str, ...]] = []
+    inputs: list[tuple[int, ...]] = []
+    for layer in space.layers:
+        value = mask[layer.name]
+        allowed = value["ops"] if layer.inputs else value
+        ops.append(tuple(op for op in layer.ops if op in allowed))
+        if layer.inputs:
+            inputs.append(tuple(i for i in layer.inputs if i in value["inputs"]))
+    return MaskSpec(ops=tuple(ops), inputs=tuple(inputs))
