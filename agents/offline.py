@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pydantic import ValidationError
+
 from lapt.agents.reasoner import AgentReply, AgentRequest
 from lapt.evidence import HIT_QUANTILE
 from lapt.schemas import Principle, PrincipleDraft
@@ -33,7 +35,16 @@ class OfflineReasoner:
             "adapt_improved": self._adapt_improved,
             "adapt_stalled": self._adapt_stalled,
         }[request.kind]
-        value = request.schema.model_validate(handler(request.payload))
+        try:
+            value = request.schema.model_validate(handler(request.payload))
+        except ValidationError as e:
+            # Principles can imply an unusable answer (a mask with no path from input to output, say):
+            # that is a failed decision like an LLM's invalid answer, and the graph falls back.
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "answer"
+            return AgentReply(
+                value=None, error=f"the principles give no valid {request.kind} answer ({where}: {err['msg']})"
+            )
         return AgentReply(value=value)
 
     # -- learning --------------------------------------------------------------------------------

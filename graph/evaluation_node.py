@@ -1,30 +1,37 @@
-"""The evaluation tool node: each evaluation is a LangChain tool run (``evaluate_architecture``).
+"""The evaluation tool node: each evaluation is a run of the LangChain tool ``evaluate_architecture``.
 
-The search node emits an AIMessage whose tool calls name the candidates; LangGraph's ToolNode runs the
-tool for each (in parallel for a batch), so every evaluation appears in traces as a ``tool`` run with
-its architecture and position in, the trial out.
+The search node proposes candidates (``pending``); this node calls the tool once per proposal, with
+the node's config, so every evaluation appears in traces as a ``tool`` run (architecture and position
+in, the trial out) under the ``evaluate`` node run. One proposal is evaluated in this thread, a batch
+in parallel (one thread per proposal: the executor behind the evaluator decides how many really run at
+once). LangGraph's prebuilt ToolNode would start a thread even for a single call, which costs more than
+the table lookup it runs; and the proposals and results stay plain JSON in the state instead of chat
+messages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.tools import StructuredTool
-from langgraph.prebuilt import ToolNode
-from langgraph.runtime import get_runtime
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_executor_for_config
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.runtime import Runtime
 
 from lapt.graph.context import ContextResolver
+from lapt.graph.state import LaptState
+from lapt.schemas import Status, Trial
 from lapt.tools.evaluation import evaluate_trial
 
 TOOL_NAME = "evaluate_architecture"
 
 
-def make_evaluation_node(resolve: ContextResolver) -> ToolNode:
-    """A ToolNode running ``evaluate_architecture``; tool errors become failed trials, not crashes.
-
-    ``resolve`` turns the graph's runtime context into the run context (see :func:`lapt.graph.build`):
-    the context reaches the tool through the runtime, never as a tool argument, so it never enters a trace.
-    """
+def make_evaluation_tool(resolve: ContextResolver) -> BaseTool:
+    """The ``evaluate_architecture`` tool; the run context comes from the graph runtime, never as an
+    argument, so it never enters a trace."""
+    from langgraph.runtime import get_runtime
 
     def evaluate_architecture(arch: str, index: int, round: int, mask_version: int) -> tuple[str, dict[str, Any]]:
         """Evaluate one architecture (benchmark string) on the run's target task; returns its metrics."""
@@ -35,5 +42,54 @@ def make_evaluation_node(resolve: ContextResolver) -> ToolNode:
             summary += f" error={trial.error}"
         return summary, trial.model_dump(mode="json")
 
-    tool = StructuredTool.from_function(evaluate_architecture, name=TOOL_NAME, response_format="content_and_artifact")
-    return ToolNode([tool], handle_tool_errors=True)
+    return StructuredTool.from_function(evaluate_architecture, name=TOOL_NAME, response_format="content_and_artifact")
+
+
+def make_evaluation_node(resolve: ContextResolver) -> Any:
+    """The ``evaluate`` node: one tool run per pending proposal; a tool that raises is a failed trial."""
+    tool = make_evaluation_tool(resolve)
+
+    def evaluate(state: LaptState, config: RunnableConfig, *, runtime: Runtime[Any]) -> dict[str, Any]:
+        pending = list(state.get("pending") or [])
+        target = resolve(runtime.context).settings.target
+        if len(pending) == 1:
+            results = [_run(tool, pending[0], state, target, config)]
+        else:
+            with get_executor_for_config({**config, "max_concurrency": len(pending) or 1}) as pool:
+                results = list(pool.map(lambda p: _run(tool, p, state, target, config), pending))
+        return {"results": results}
+
+    return evaluate
+
+
+def _run(tool: BaseTool, p: Mapping[str, Any], state: LaptState, target: str, config: RunnableConfig) -> dict[str, Any]:
+    """One tool run: the trial it returned, or a failed trial saying why the tool itself failed."""
+    call = {
+        "name": TOOL_NAME,
+        "args": {
+            "arch": p["arch"],
+            "index": p["index"],
+            "round": state.get("round", 0),
+            "mask_version": p["mask_version"],
+        },
+        "id": p["id"],
+        "type": "tool_call",
+    }
+    try:
+        message = tool.invoke(call, config)
+    except Exception as exc:  # failure-is-data boundary: the evaluation failed, the run goes on
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    else:
+        if isinstance(message, ToolMessage) and isinstance(message.artifact, dict):
+            return dict(message.artifact)
+        error = "the evaluation returned no result"
+    trial = Trial(
+        index=p["index"],
+        arch=p["arch"],
+        task=target,
+        status=Status.FAILED,
+        round=state.get("round", 0),
+        mask_version=p["mask_version"],
+        error=error,
+    )
+    return trial.model_dump(mode="json")

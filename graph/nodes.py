@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, ToolMessage
-
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
-from lapt.graph.evaluation_node import TOOL_NAME
 from lapt.graph.state import LaptState
 from lapt.masks import from_spec, full_mask, mask_model, to_spec
-from lapt.schemas import PrincipleSet, Status, Trial
+from lapt.schemas import PrincipleSet
 from lapt.summary import STOPPED_BY_LEARNER
 
 
@@ -166,54 +163,26 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         {"id": f"eval-{used + i}", "index": used + i, "arch": ctx.space.to_str(g), "mask_version": version}
         for i, g in enumerate(genotypes)
     ]
-    calls = [
-        {
-            "name": TOOL_NAME,
-            "args": {"arch": p["arch"], "index": p["index"], "round": state.get("round", 0), "mask_version": version},
-            "id": p["id"],
-            "type": "tool_call",
-        }
-        for p in pending
-    ]
     update |= {
         "pending": pending,
-        "messages": [AIMessage(content="", tool_calls=calls)] if calls else [],
         "search": session.state(),
-        "empty_asks": 0 if calls else state.get("empty_asks", 0) + 1,
+        "empty_asks": 0 if pending else state.get("empty_asks", 0) + 1,
     }
     return update
 
 
 def record(state: LaptState, ctx: RunContext) -> dict[str, Any]:
-    """Turn the tool results into trials (in index order) and tell the search."""
+    """Record the evaluated batch as trials (in index order) and tell the search."""
     session = ctx.search
     session.sync(state)
-    results = {m.tool_call_id: m for m in state.get("messages", []) if isinstance(m, ToolMessage)}
-    new: list[dict[str, Any]] = []
-    for p in state.get("pending") or []:
-        msg = results.get(p["id"])
-        if msg is not None and isinstance(msg.artifact, dict):
-            new.append(msg.artifact)
-            continue
-        # The tool itself raised (ToolNode turned the error into text), or gave no result at all.
-        error = str(msg.content)[:500] if msg is not None else "the evaluation returned no result"
-        trial = Trial(
-            index=p["index"],
-            arch=p["arch"],
-            task=ctx.settings.target,
-            status=Status.FAILED,
-            round=state.get("round", 0),
-            mask_version=p["mask_version"],
-            error=error,
-        )
-        new.append(trial.model_dump(mode="json"))
+    new = sorted(state.get("results") or [], key=lambda t: t["index"])
     session.tell(new)
     return {
         "trials": new,
         "n_trials": state.get("n_trials", 0) + len(new),
         "search": session.state(),
         "pending": [],
-        "messages": [],
+        "results": [],
         "since_adapt": state.get("since_adapt", 0) + len(new),
     }
 

@@ -216,7 +216,7 @@ class _Run:
         }
         initial: dict[str, Any] | None = None if self.status == "resumed" else {"n_trials": 0}
         if self.saver is not None:
-            stream = graph.stream(initial, thread_config(config), context=ctx, stream_mode="updates", durability="sync")
+            stream = graph.stream(initial, thread_config(config), context=ctx, stream_mode="updates", durability="async")
         else:
             stream = graph.stream(initial, config, context=ctx, stream_mode="updates")
         for chunk in stream:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AnyMessage
-
 RECENT_DECISIONS = 8
 """Decisions kept in the state: more than one step ever makes (two: a widened region and its search)."""
 
@@ -54,7 +52,7 @@ class LaptState(TypedDict, total=False):
         decisions: the most recent decisions (each with its position ``seq`` in ``decisions.jsonl``).
         n_decisions: decisions made so far.
         pending: the proposals waiting for evaluation: ``{"id", "index", "arch", "mask_version"}``.
-        messages: the tool-call round trip of the batch being evaluated; emptied after each batch.
+        results: the trials the evaluation node made of them (Trial dicts), until the record node takes them.
         search: the search strategy's constant-size state (see :mod:`lapt.search_session`).
         round: adaptation rounds done.
         since_adapt: evaluations since the last adaptation.
@@ -74,7 +72,7 @@ class LaptState(TypedDict, total=False):
     decisions: Annotated[list[dict[str, Any]], keep_recent]
     n_decisions: int
     pending: list[dict[str, Any]]
-    messages: list[AnyMessage]
+    results: list[dict[str, Any]]
     search: dict[str, Any]
     round: int
     since_adapt: int

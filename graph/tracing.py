@@ -41,7 +41,7 @@ from uuid import UUID
 import langsmith
 from langchain_core.callbacks import CallbackManager
 from langchain_core.load import dumpd
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import ToolMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables.config import (
     ensure_config,
@@ -67,7 +67,7 @@ from lapt.trace_file import TRACE_FILE
 
 ROOT_RUN_NAME = "lapt"
 _STATE_KEYS = frozenset(LaptState.__annotations__)
-_MARKERS = frozenset({"principles", "mask", "trials", "decisions", "search", "messages", "pending", "n_trials"})
+_MARKERS = frozenset({"principles", "mask", "trials", "decisions", "search", "pending", "results", "n_trials"})
 # LangGraph's bookkeeping: kept on the root run; a node run keeps only which node and step it was.
 _ROOT_ONLY_METADATA = frozenset(
     {"langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns", "checkpoint_ns", "thread_id", "ls_integration"}
@@ -78,15 +78,6 @@ _LLM_EXTRA = ("invocation_params", "options", "batch_size")  # what LangSmith ke
 # -- graph-state digests ------------------------------------------------------------------------------
 def _is_state(value: Any) -> bool:
     return isinstance(value, dict) and not value.keys().isdisjoint(_MARKERS) and value.keys() <= _STATE_KEYS
-
-
-def _message(message: Any) -> Any:
-    """A graph message as a trace value: which calls were proposed, or which call a result answers."""
-    if isinstance(message, AIMessage):
-        return {"type": "ai", "calls": [c.get("id") for c in message.tool_calls]}
-    if isinstance(message, ToolMessage):
-        return {"type": "tool", "tool_call_id": message.tool_call_id, "status": message.status}
-    return message
 
 
 def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,8 +108,8 @@ def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = {"latest": [d.get("seq") for d in value or ()]}
         elif key == "pending":
             out[key] = [p.get("index") for p in value or ()]
-        elif key == "messages":
-            out[key] = [_message(m) for m in value or ()]
+        elif key == "results":
+            out[key] = [t.get("index") for t in value or ()]
         elif key == "search":
             out[key] = {"asks": (value or {}).get("asks")}
         else:
@@ -139,8 +130,8 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [t.get("index") for t in value or ()]
         elif key == "pending":
             out[key] = [{"index": p.get("index"), "arch": p.get("arch")} for p in value or ()]
-        elif key == "messages":
-            out[key] = [_message(m) for m in value or ()]
+        elif key == "results":
+            out[key] = [{"index": t.get("index"), "status": t.get("status")} for t in value or ()]
         elif key == "search":
             out[key] = {"asks": (value or {}).get("asks")}
         else:

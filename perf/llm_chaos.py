@@ -38,7 +38,7 @@ def invalid_masks(run_dir: Path, max_ops: int) -> list[str]:
     """Problems with the masks a run applied (empty list: all valid).
 
     A refiner mask must validate against ``mask_model(space, max_ops)``; a fallback (``full``, or
-    ``kept`` after one) may only be the full space; every trial must lie inside the mask in force.
+    ``kept`` after one) may only be the full space; every trial must lie inside the mask it was drawn in.
     """
     from pydantic import ValidationError
 
@@ -62,11 +62,11 @@ def invalid_masks(run_dir: Path, max_ops: int) -> list[str]:
                 problems.append(f"{run_dir.name} v{r['version']}: {r['source']} mask is neither limited nor full")
         except ValidationError as e:
             problems.append(f"{run_dir.name} v{r['version']}: {e.errors()[0]['msg']}")
-    in_force = {r["round"]: r["mask"] for r in records}
+    by_version = {r["version"]: r["mask"] for r in records}
     for line in (run_dir / "trials.jsonl").read_text().splitlines():
         trial = json.loads(line)
         arch = space.describe_genotype(space.from_str(trial["arch"]))
-        allowed = in_force.get(trial["round"], {})
+        allowed = by_version.get(trial["mask_version"], {})  # the mask the trial was drawn in
         if not all(op in allowed.get(layer, ()) for layer, op in arch.items()):
             problems.append(f"{run_dir.name}: trial {trial['index']} lies outside the mask in force")
     return problems
@@ -78,7 +78,9 @@ def one_run(llm: Any, seed: int, run_dir: Path, budget: int) -> dict[str, Any]:
 
     start = time.perf_counter()
     try:
-        result = lapt.run("nb201", ["cifar10"], "cifar100", budget, seed=seed, llm=llm, run_dir=run_dir)
+        result = lapt.run(
+            "nb201", ["cifar10"], "cifar100", budget, seed=seed, llm=llm, run_dir=run_dir, on_agent_failure="continue"
+        )
     except Exception as e:  # failure is data here: a crashed run is exactly what the bench counts
         return {"ok": False, "wall_s": time.perf_counter() - start, "error": f"{type(e).__name__}: {e}"[:300]}
     wall = time.perf_counter() - start
@@ -92,6 +94,7 @@ def one_run(llm: Any, seed: int, run_dir: Path, budget: int) -> dict[str, Any]:
         "repairs": sum(1 for d in decisions for a in d.get("attempts", []) if a.startswith("invalid answer")),
         "retries": sum(1 for d in decisions for a in d.get("attempts", []) if "retrying in" in a),
         "best_val": (result.summary["best"] or {}).get("val"),
+        "degraded": bool(result.summary["degraded"]),
         "invalid": invalid_masks(run_dir, result.settings.max_ops or 2),
     }
 
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             "retried attempts": sum(r.get("retries", 0) for r in rs),
             "repair rounds": sum(r.get("repairs", 0) for r in rs),
             "agent fallbacks": sum(r.get("fallbacks", 0) for r in rs),
+            "degraded runs": sum(bool(r.get("degraded")) for r in rs),
             "median wall per run (s)": round(statistics.median(r["wall_s"] for r in rs), 3),
             "max wall per run (s)": round(max(r["wall_s"] for r in rs), 3),
         }

@@ -1,7 +1,7 @@
 """Tracing overhead: an offline run with and without its file trace, in one process.
 
 Run: ``python perf/trace_overhead.py`` (budget 100, NB201 CIFAR-10 -> CIFAR-100, 5 pairs of runs).
-Target (issue 4): the file trace adds under 10 % of wall time. Also reports the trace's size per
+Target: the file trace adds under 10 % of wall time. Also reports the trace's size per
 evaluation. The two variants alternate (traced, untraced, traced, ...) so that load on the machine
 hits both alike; medians are reported, with CPU time (all threads of this process) next to wall time
 because wall time on a shared machine moves by more than the effect being measured.
@@ -30,17 +30,27 @@ def timed_run(settings: Any, space: Any, run_dir: Path, trace: bool) -> tuple[fl
     return time.perf_counter() - wall, time.process_time() - cpu, result.summary
 
 
+def _context(settings: Any, space: Any) -> tuple[Any, Any]:
+    """A run context as the run assembler builds it (offline reasoner, in-process table evaluator)."""
+    from lapt.graph.assembly import build_agents, build_context, make_reasoner, prompts_for, search_session
+    from lapt.tools.executors import make_evaluation
+
+    evaluator, executor = make_evaluation(settings)
+    agents = build_agents(make_reasoner(), prompts_for(settings), settings.top_k)
+    ctx = build_context(settings, space, evaluator=evaluator, agents=agents, search=search_session(settings, space))
+    return ctx, executor
+
+
 def stock_tracer_run(settings: Any, space: Any, run_dir: Path) -> tuple[float, float]:
     """The graph alone under LangChain's stock tracer and our file client (no run directory writes)."""
     import langsmith
     from langchain_core.tracers.langchain import LangChainTracer
 
-    from lapt.api import build_context
     from lapt.graph.build import build_graph
     from lapt.graph.routing import recursion_limit
     from lapt.graph.trace_client import FileTraceClient
 
-    ctx, _ = build_context(settings, space)
+    ctx, executor = _context(settings, space)
     graph = build_graph()
     run_dir.mkdir(parents=True, exist_ok=True)
     client = FileTraceClient(run_dir / "trace.jsonl")
@@ -50,24 +60,23 @@ def stock_tracer_run(settings: Any, space: Any, run_dir: Path) -> tuple[float, f
     }
     cpu, wall = time.process_time(), time.perf_counter()
     with langsmith.tracing_context(client=client, enabled=True):
-        graph.invoke({"trials": [], "decisions": []}, context=ctx, config=config)
+        graph.invoke({"n_trials": 0}, context=ctx, config=config)
     client.finish()
-    ctx.executor.close()
+    executor.close()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def graph_only_run(settings: Any, space: Any) -> tuple[float, float]:
     """The graph alone, untraced: the baseline of :func:`stock_tracer_run`."""
-    from lapt.api import build_context
     from lapt.graph.build import build_graph
     from lapt.graph.routing import recursion_limit
 
-    ctx, _ = build_context(settings, space)
+    ctx, executor = _context(settings, space)
     graph = build_graph()
     config = {"recursion_limit": recursion_limit(settings.budget, settings.adapt_every, settings.batch_size)}
     cpu, wall = time.process_time(), time.perf_counter()
-    graph.invoke({"trials": [], "decisions": []}, context=ctx, config=config)
-    ctx.executor.close()
+    graph.invoke({"n_trials": 0}, context=ctx, config=config)
+    executor.close()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 

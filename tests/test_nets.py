@@ -167,3 +167,16 @@ def test_nb201_params_and_flops_match_the_naslib_oracle():
         expected = flops_m + FLOPS_PER_CONV_EDGE_M * n_conv + FLOPS_SKELETON_M
         assert cell["flops"] == pytest.approx(expected, abs=ROUNDING_M), genotype
         assert cell["flops"] == pytest.approx(flops_m, rel=0.075), genotype
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "tnb101", "darts"])
+def test_network_op_lists_are_the_spaces_op_lists(space_name):
+    """The networks keep their own op tables (the training worker imports only torch): they must name
+    exactly the ops of the search space, in the same order, or a genotype could not be built."""
+    from lapt.spaces import get_space
+    from lapt.tools.nets import SPACE_OPS
+
+    space = get_space(space_name)
+    assert SPACE_OPS[space_name] == space.ops
+    for layer in space.layers:
+        assert set(layer.ops) <= set(SPACE_OPS[space_name])
