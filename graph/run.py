@@ -216,7 +216,11 @@ class _Run:
         }
         initial: dict[str, Any] | None = None if self.status == "resumed" else {"n_trials": 0}
         if self.saver is not None:
-            stream = graph.stream(initial, thread_config(config), context=ctx, stream_mode="updates", durability="async")
+            # Asynchronous checkpoints: the next step does not wait for the SQLite commit. A kill can lose
+            # the last steps' checkpoints, never their evaluations or LLM answers (both caches commit as
+            # they happen), and the recorder cuts files that ran ahead of the checkpoint back on resume.
+            config = thread_config(config)
+            stream = graph.stream(initial, config, context=ctx, stream_mode="updates", durability="async")
         else:
             stream = graph.stream(initial, config, context=ctx, stream_mode="updates")
         for chunk in stream:
