@@ -1,15 +1,17 @@
 """Durable runs: the graph checkpointed to SQLite after every superstep, and resumed after a kill.
 
 A run with a run directory is compiled with LangGraph's ``SqliteSaver`` on ``<run_dir>/checkpoints.sqlite``
-and run with ``durability="sync"``: the checkpoint of each superstep (each evaluation batch, each agent
-decision) is committed before the next step starts, so even SIGKILL loses at most the step that was in
-flight. One run per folder, so the thread id is fixed and a resume needs nothing but the folder.
+and checkpointed after every superstep (each evaluation batch, each agent decision). The commits are
+asynchronous (``durability="async"``): the next step does not wait for SQLite, so SIGKILL can lose the
+checkpoints of the last few steps. Nothing that cost anything is lost with them: every evaluation and
+every LLM answer is committed to its cache as it happens, so the steps that run again on resume pay for
+nothing twice. One run per folder, so the thread id is fixed and a resume needs nothing but the folder.
 
 A checkpoint is the graph state (:mod:`lapt.graph.state`): constant in size, so the run's cost per
 evaluation does not grow with its length; a resume needs only the latest one, so older ones are pruned.
-The step that was in flight when the run was killed runs again on resume; its evaluations are answered
-by the run's evaluation cache (:mod:`lapt.tools.eval_cache`) and its LLM calls by the response cache, so
-none is paid for twice. The run's record files are brought in line with the checkpoint by the recorder
+The steps after the last committed checkpoint run again on resume; their evaluations are answered by
+the run's evaluation cache (:mod:`lapt.tools.eval_cache`) and their LLM calls by the response cache. The
+run's record files are brought in line with the checkpoint by the recorder
 (:meth:`lapt.graph.recorder.RunRecorder.resume`).
 """
 
