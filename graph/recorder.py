@@ -10,11 +10,12 @@ The record is the run directory's ``trials.jsonl``, ``decisions.jsonl``, ``princ
 ``masks/`` (when the run has one), the same lists in memory (what :class:`~lapt.run_result.RunResult`
 returns), the progress bar, and the principle library (each new principle set, once).
 
-Resuming (:meth:`RunRecorder.resume`): a killed process may have written its files up to one step
-ahead of its last checkpoint (the update was streamed, the checkpoint not yet committed) or one step
-behind (the checkpoint was committed, the update not yet streamed). The checkpoint's counters say how
-long each record is and its latest entries hold what the last step added, so the files are cut back or
-completed to match it exactly, before the run continues.
+Resuming (:meth:`RunRecorder.resume`): a killed process may have written its files ahead of its last
+committed checkpoint (updates are streamed before their checkpoints commit, asynchronously) or one step
+behind it (LangGraph streams a step's update at the latest when the next step starts, so a kill can
+fall between a commit and the write). The checkpoint's counters say how long each record is and its
+latest entries hold what its last step added, so the files are cut back or completed to match it
+exactly, before the run continues.
 """
 
 from __future__ import annotations
