@@ -86,7 +86,7 @@ class RunDirectory:
         if self.path.is_dir():
             found = sorted(p.name for p in self.path.iterdir() if p.name != LOCK)
             if found:
-                shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+                shown = ", ".join(found[:12]) + (f" and {len(found) - 12} more" if len(found) > 12 else "")
                 raise UserError(
                     f"run directory {self.path} is not empty (it holds {shown}) but holds no run "
                     "(no config.json); nothing was changed: choose another --run-dir"

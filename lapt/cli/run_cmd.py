@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     # Bad prompt overrides are refused here, before any other output (the run loads them again).
     prompts = load_prompts(Path(settings.prompts_dir) if settings.prompts_dir else None)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir()
-    if args.resume:
+    if args.resume and RunDirectory(run_dir).holds_run():
         precheck_resume(run_dir, settings, principles, prompts.hashes)
     else:
-        RunDirectory(run_dir).check_new()
+        RunDirectory(run_dir).check_new()  # --resume on a folder without a run starts one, in an empty folder
     if llm is None:
         announce_offline()
     result = execute(
