@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lapt.config import RunSettings, parse_settings, space_defaults
+from lapt.config import RunSettings, TrainSettings, parse_settings, space_defaults
 from lapt.errors import UserError
 from lapt.metrics import evals_to_reach, incumbent_curve, thresholds
 from lapt.run_dir import RunDirectory, default_run_dir
@@ -262,7 +262,7 @@ def execute(
     refused: BaseException | None = None
     durable = open_durable(ctx, writer, config, resume=resume, checkpoint=checkpoint)
     if writer is not None and settings.evaluator == "train" and not (writer.path / "split.json").exists():
-        _save_split(writer, settings.train or {})
+        _save_split(writer, settings.train or TrainSettings())
     bar = None
     if progress:
         from tqdm import tqdm
@@ -347,13 +347,13 @@ def _has_trials(path: Path) -> bool:
     return trials.exists() and trials.stat().st_size > 0
 
 
-def _save_split(writer: RunDirectory, train: dict[str, Any]) -> None:
+def _save_split(writer: RunDirectory, train: TrainSettings) -> None:
     """Save the fixed train/validation/test split of a training run (indices into the dataset)."""
     from lapt.run_dir import atomic_write
     from lapt.tools.train.datasets import split_indices
 
-    split = split_indices(train.get("dataset", "mnist5k"), train.get("data_dir"), 0, train.get("max_train_images"))
-    payload = {"dataset": train.get("dataset", "mnist5k"), "split_seed": 0, **split}
+    split = split_indices(train.dataset, train.data_dir, 0, train.max_train_images)
+    payload = {"dataset": train.dataset, "split_seed": 0, **split}
     atomic_write(writer.path / "split.json", json.dumps(payload) + "\n")
 
 

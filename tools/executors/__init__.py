@@ -12,8 +12,9 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from lapt.config import RunSettings
+from lapt.config import RunSettings, TrainSettings
 from lapt.errors import UserError
+from lapt.spaces import get_space
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors.base import Executor, available_cores
 from lapt.tools.executors.evaluator import ExecutorEvaluator
@@ -61,12 +62,12 @@ def make_executor(name: str = "local", workers: int | None = None, ray_address: 
     raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
 
 
-def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpec:
-    """The training evaluator's spec; its torch threads default to the executor's per-trial share."""
-    settings = dict(train)
-    if settings.get("num_threads") is None:
-        settings["num_threads"] = threads_per_trial
-    return EvaluatorSpec("lapt.tools.train_adapter:make_training_evaluator", {"settings": settings})
+def training_spec(train: TrainSettings, threads_per_trial: int, space: str | None = None) -> EvaluatorSpec:
+    """The training evaluator's spec (JSON settings); its torch threads are the executor's per-trial share."""
+    return EvaluatorSpec(
+        "lapt.tools.train_adapter:make_training_evaluator",
+        {"settings": train.model_dump(mode="json"), "space": space, "num_threads": threads_per_trial},
+    )
 
 
 def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
@@ -90,7 +91,8 @@ def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -
             if settings.evaluator == "table":
                 job_evaluator = table_spec(settings.space, settings.table)
             else:
-                job_evaluator = training_spec(settings.train or {}, executor.threads_per_trial)
+                space = get_space(settings.space).name
+                job_evaluator = training_spec(settings.train or TrainSettings(), executor.threads_per_trial, space)
             inner = build_evaluator(job_evaluator)
     except BaseException:
         executor.close()
