@@ -255,7 +255,12 @@ def test_space_without_table(tmp_path, capsys):
     space = load_user_space(path)
     assert space.table_data is None and table_for(space) is None
     assert main(["eval", str(path), "c-000", "--task", "alpha"]) == 2
-    assert "has no benchmark table" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "declares no benchmark table" in err and "add a [table] section" in err
+    assert "--evaluator train" not in err  # lapt cannot build a user space's networks
+    assert main(["eval", str(path), "c-000", "--evaluator", "train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be evaluated by training" in err[0]
     assert main(["spaces", "--file", str(path)]) == 0
     assert "table: -" in capsys.readouterr().out
 

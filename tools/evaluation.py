@@ -64,8 +64,15 @@ class TabularEvaluator:
 
             default = table_for(space)
             if default is None:
+                from lapt.tools.net_params import TRAINABLE_SPACES
+
+                if space.name in TRAINABLE_SPACES:
+                    raise UserError(
+                        f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate by training"
+                    )
                 raise UserError(
-                    f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate by training"
+                    f"space {space.name!r} declares no benchmark table, and lapt has no network to train for it: "
+                    "add a [table] section to its space file (docs/user_spaces.md)"
                 )
             return cls(default)
         table = load_table(table_name)
