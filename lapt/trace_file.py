@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input
 from lapt.redaction import Redactor
 
 try:
@@ -51,6 +52,7 @@ except ImportError:  # langsmith depends on orjson, so this is for unusual insta
 
 TRACE_FILE = "trace.jsonl"
 FLUSH_EVERY_S = 0.05  # a killed run loses at most the lines of its last 50 ms
+MAX_TRACE_BYTES = 1024 * MB  # read whole into memory: a budget-100 LLM run writes a few MB
 RUN_FIELDS = (
     "id",
     "trace_id",
@@ -317,7 +319,7 @@ def read_trace(where: str | Path) -> TraceRead:
         UserError: the file is missing, empty, or holds no readable run.
     """
     path = trace_path(where)
-    raw = path.read_bytes()
+    raw = read_input(path, "trace", MAX_TRACE_BYTES)
     if not raw.strip():
         raise UserError(f"{path} is empty (the run was stopped before its first step?)")
     lines = raw.decode("utf-8", errors="replace").split("\n")

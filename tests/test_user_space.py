@@ -310,7 +310,7 @@ SPACE_CASES = [
     (_edit('"3x3 conv"', '""'), "ops.conv.description: String should have at least 1 character"),
     (_edit('format = "digits"', 'format = "ops_joined"\nseparator = ""'), "needs a non-empty separator"),
     (_edit('format = "digits"', 'format = "ops_joined"\nseparator = "o"'), "separator 'o' occurs in op name"),
-    (_edit('file = "chain.csv"', 'file = "missing.csv"'), "cannot read table"),
+    (_edit('file = "chain.csv"', 'file = "missing.csv"'), "missing.csv: no such file"),
     (_edit('file = "chain.csv"', 'file = "chain.csv"\nsha256 = "' + "0" * 64 + '"'), "the table changed"),
     (_edit('file = "chain.csv"', 'file = "chain.csv"\nsha256 = "abc"'), "table.sha256: String should match"),
     (CHAIN + "[ops\n", "invalid TOML"),
