@@ -23,6 +23,9 @@ from lapt.run_dir import RunDirectory, default_run_dir
 from lapt.schemas import PrincipleSet, Trial
 from lapt.spaces import SearchSpace, get_space
 
+LIBRARY_WAIT_S = 5.0
+"""How long a run waits for a locked principle library (writers hold it for milliseconds)."""
+
 
 @dataclass
 class RunResult:
@@ -390,30 +393,39 @@ def _principle_library(
 ) -> Any:
     """A callback adding each principle set of the run to the library, or None when storing is off.
 
-    The library is a convenience: if it cannot be written (read-only home, locked file) the run goes on
-    and says so once, rather than failing hours of search.
+    The library is a convenience: if it cannot be written (read-only home, locked file, not a library)
+    the run goes on and says so once, rather than failing hours of search; it waits at most
+    ``LIBRARY_WAIT_S`` for a lock, once, and stops trying after the first failure (each try would stall
+    the run again). The run's principle sets are in its run directory either way.
     """
     if store is False or (store is None and writer is None):
         return None
     import sqlite3
     import sys
 
+    from lapt.errors import EnvironmentFailure
     from lapt.principle_store import PrincipleStore
 
-    library = PrincipleStore(None if store in (None, True) else str(store))
+    library = PrincipleStore(None if store in (None, True) else str(store), busy_timeout_s=LIBRARY_WAIT_S)
     parent: list[str] = []
-    warned: list[bool] = []
+    failed: list[bool] = []
 
     def add(payload: dict[str, Any]) -> None:
+        if failed:
+            return
         pset = PrincipleSet.model_validate(payload)
         run_id = writer.path.name if writer is not None else ""
         provenance = principle_provenance(pset, settings, space, llm, hashes, run_id, parent[-1] if parent else None)
         try:
             parent.append(library.add(pset, provenance))
-        except (sqlite3.Error, OSError) as e:
-            if not warned:
-                print(f"lapt: warning: principle library {library.path} not updated: {e}", file=sys.stderr)
-                warned.append(True)
+        except (sqlite3.Error, OSError, UserError, EnvironmentFailure) as e:
+            failed.append(True)
+            where = f" (they are in {writer.path})" if writer is not None else ""
+            print(
+                f"lapt: warning: principle library {library.path} not updated, this run's principle sets are not "
+                f"stored in it{where}: {e}",
+                file=sys.stderr,
+            )
 
     return add
 
