@@ -26,11 +26,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Learn, refine, print, optionally save."""
     from lapt.api import build_context, resolve_settings
+    from lapt.cli.common import announce_offline
     from lapt.errors import UserError
     from lapt.masks import mask_summary, to_spec
-    from lapt.run_dir import atomic_write
+    from lapt.output_dirs import check_writable_dir
+    from lapt.principle_store import PrincipleStore
 
-    llm = llm_settings(args)
+    llm = llm_settings(args, announce=False)
     srcs = sources(args)
     if not srcs:
         raise UserError("give at least one --source task")
@@ -47,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
         values |= {"reasoner": "llm", "llm": llm.public()}
     settings, space = resolve_settings(**values)
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir is not None:  # where the result goes is checked before minutes of learning
+        check_writable_dir(out_dir, "--out")
+    store = None if args.no_store else PrincipleStore(args.store)
+    if store is not None:
+        store.check_usable()
     ctx, hashes = build_context(settings, space, llm)
+    if llm is None:
+        announce_offline()
     learned = ctx.learner(space, ctx.sources())
     if learned.value is None:
         raise UserError(f"the learner gave no valid principles: {learned.reply.error}")
@@ -63,16 +70,29 @@ def run(args: argparse.Namespace) -> int:
     spec = to_spec(space, refined.value)
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
     print(mask_summary(space, spec))
-    if not args.no_store:
+    if store is not None:
         from lapt.api import principle_provenance
-        from lapt.principle_store import PrincipleStore
 
-        store = PrincipleStore(args.store)
         provenance = principle_provenance(pset, settings, space, llm, hashes, "lapt-learn")
         print(f"\nstored in the principle library as {store.add(pset, provenance)} ({store.path})")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_dir / "principles.json", pset.model_dump_json(indent=2) + "\n")
-        atomic_write(out_dir / "mask.json", json.dumps(refined.value.model_dump(), indent=2) + "\n")
+        _save(out_dir, pset.model_dump_json(indent=2) + "\n", json.dumps(refined.value.model_dump(), indent=2) + "\n")
         print(f"\nsaved {out_dir / 'principles.json'} and {out_dir / 'mask.json'}")
     return 0
+
+
+def _save(out_dir: Path, principles: str, mask: str) -> None:
+    """Write principles.json and mask.json, each whole or not at all; EnvironmentFailure if the disk refuses."""
+    from lapt.errors import EnvironmentFailure, environment_failure
+    from lapt.run_dir import atomic_write
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "principles.json", principles)
+        atomic_write(out_dir / "mask.json", mask)
+    except OSError as e:
+        for tmp in out_dir.glob(".*.tmp"):  # what a failed atomic write leaves
+            tmp.unlink(missing_ok=True)
+        raise environment_failure(e, f"cannot write --out {out_dir}") or EnvironmentFailure(
+            f"cannot write --out {out_dir}: {e.strerror or e}"
+        ) from e

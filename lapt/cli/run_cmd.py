@@ -72,8 +72,15 @@ def run(args: argparse.Namespace) -> int:
         precheck_resume(run_dir, settings, principles, prompts.hashes)
     else:
         RunDirectory(run_dir).check_new()
+    from lapt.tools.executors import check_executor
+
+    check_executor(settings.executor, settings.workers)
+    if not args.no_store:
+        from lapt.principle_store import PrincipleStore
+
+        PrincipleStore(args.store).check()  # a directory or a device is bad input; unwritable only warns later
     if llm is None:
-        announce_offline()
+        announce_offline()  # only now: every refusal above is one line on its own
     result = execute(
         settings,
         space,

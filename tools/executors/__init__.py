@@ -31,6 +31,7 @@ __all__ = [
     "ExecutorEvaluator",
     "Job",
     "build_evaluator",
+    "check_executor",
     "make_evaluation",
     "make_executor",
     "run_job",
@@ -38,22 +39,40 @@ __all__ = [
 ]
 
 
-def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
-                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
-    """The executor called ``name``; UserError for a bad combination.
+def check_executor(name: str, workers: int | None = None) -> None:
+    """Refuse (UserError) what :func:`make_executor` would refuse, without starting anything.
 
-    ``threads`` and ``processes`` default to one worker per core and refuse more workers than cores
-    (workers x torch threads must stay within the cores, or training slows many times over).
+    ``threads`` and ``processes`` refuse more workers than cores (workers x torch threads must stay
+    within the cores, or training slows many times over); ``ray`` needs the optional extra.
     """
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+    if name in ("threads", "processes"):
+        cores = available_cores()
+        if (workers or cores) > cores:
+            raise UserError(
+                f"--workers {workers} exceeds the {cores} cores of this machine (use --executor ray for more)"
+            )
+    if name == "ray":
+        from lapt.tools.executors.ray_cluster import INSTALL_HINT, ray_installed
+
+        if not ray_installed():
+            raise UserError(INSTALL_HINT)
+
+
+def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
+                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
+    """The executor called ``name``; UserError for a bad combination (see :func:`check_executor`).
+
+    ``threads`` and ``processes`` default to one worker per core.
+    """
+    check_executor(name, workers)
     if name == "local":
         return LocalExecutor()
     if name in ("threads", "processes"):
-        cores = available_cores()
-        n = workers or cores
-        if n > cores:
-            raise UserError(f"--workers {n} exceeds the {cores} cores of this machine (use --executor ray for more)")
+        n = workers or available_cores()
         return ThreadExecutor(n) if name == "threads" else ProcessExecutor(n)
     if name == "ray":
         from lapt.tools.executors.ray_cluster import RayExecutor
