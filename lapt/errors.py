@@ -15,6 +15,7 @@ _ENVIRONMENT_ERRNOS = frozenset(
     {
         errno.ENOSPC,  # no space left on device
         errno.EDQUOT,  # disk quota exceeded
+        errno.EFBIG,  # file too large (for the file system, or the process's file size limit)
         errno.EROFS,  # read-only file system
         errno.EACCES,  # permission denied
         errno.EPERM,  # operation not permitted

@@ -291,6 +291,7 @@ class PrincipleStore:
             raise _failure(self.path, e) from e
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            _retry_locked(lambda: self._refuse_foreign(conn), timeout)  # before WAL mode rewrites the header
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             _retry_locked(lambda: self._init_schema(conn), timeout)
@@ -309,18 +310,24 @@ class PrincipleStore:
             if version > SCHEMA_VERSION:
                 raise UserError(f"principle store {self.path} was written by a newer lapt (schema {version})")
             if version < SCHEMA_VERSION:
-                others = [
-                    row[0]
-                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                    if row[0] != "principle_sets"
-                ]
-                if others:  # someone else's database: adding a table to it would be vandalism
-                    shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                    raise UserError(f"{self.path} is not a lapt principle library (it holds the table(s) {shown})")
+                self._refuse_foreign(conn)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """UserError for a SQLite file that is someone else's database: writing into it would be vandalism."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        others = [
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if row[0] != "principle_sets"
+        ]
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise UserError(f"{self.path} is not a lapt principle library (it holds the table(s) {shown})")
 
     @staticmethod
     @contextlib.contextmanager
