@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out_dir, "--out")
     store = None if args.no_store else PrincipleStore(args.store)
     if store is not None:
-        store.check_usable()
+        from lapt.principle_store import StoreUnavailable
+
+        try:
+            store.check_usable()
+        except StoreUnavailable as e:
+            raise StoreUnavailable(f"{e} (--no-store learns without storing)") from e
     ctx, hashes = build_context(settings, space, llm)
     if llm is None:
         announce_offline()
