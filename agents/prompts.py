@@ -8,13 +8,17 @@ override that mentions an unknown variable, or a render that misses one, fails b
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input_text
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
+MAX_PROMPT_BYTES = 1 * MB
+"""A prompt of a megabyte is about 250,000 tokens: more than any model's context."""
 
 VARIABLES: dict[str, frozenset[str]] = {
     "system": frozenset(),
@@ -80,41 +84,82 @@ class PromptSet:
         return template.substitute({k: str(v) for k, v in values.items()})
 
 
+def _override_files(override_dir: Path) -> dict[str, Path]:
+    """The prompt files of an override folder, by name relative to it; UserError for anything else.
+
+    Every entry must be a prompt lapt reads: ``<prompt>.md`` for the prompts of :data:`VARIABLES`, and
+    ``spaces/<space>.md`` for space descriptions. Anything else was meant to change a prompt and would
+    silently change nothing (``learner.txt``, ``Learner.MD``, a folder called ``learner.md``, a link to
+    a file that is gone), so it is refused, naming the entry and what is expected. Hidden entries
+    (``.git``, an editor's ``.learner.md.swp``) are not prompts and are skipped.
+    """
+    if not override_dir.is_dir():
+        raise UserError(f"--prompts {override_dir}: not a directory")
+    top = {f"{n}.md" for n in VARIABLES}
+    expected = f"{', '.join(sorted(top))} or spaces/<space>.md"
+    found: dict[str, Path] = {}
+
+    def refuse(rel: str, why: str) -> UserError:
+        hint = next((k for k in top if k.lower() == rel.lower() or k.lower() == f"{Path(rel).stem.lower()}.md"), None)
+        did_you_mean = f"; did you mean {hint}?" if hint else ""
+        return UserError(f"--prompts {override_dir}: {rel} {why} (expected {expected}){did_you_mean}")
+
+    for entry in sorted(override_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.name == "spaces" and entry.is_dir() and not entry.is_symlink():
+            for sub in sorted(entry.iterdir()):
+                if sub.name.startswith("."):
+                    continue
+                rel = f"spaces/{sub.name}"
+                if not sub.name.endswith(".md") or len(sub.name) <= 3:
+                    raise refuse(rel, "matches no prompt")
+                found[rel] = _prompt_file(sub, rel, refuse)
+            continue
+        if entry.name not in top:
+            raise refuse(entry.name, "matches no prompt")
+        found[entry.name] = _prompt_file(entry, entry.name, refuse)
+    return found
+
+
+def _prompt_file(path: Path, rel: str, refuse: Callable[[str, str], UserError]) -> Path:
+    if path.is_symlink() and not path.exists():
+        raise refuse(rel, "is a symbolic link to nothing")
+    if path.is_dir():
+        raise refuse(rel, "is a directory, not a UTF-8 text file")
+    return path
+
+
+def _read(path: Path) -> str:
+    return read_input_text(path, "prompt", MAX_PROMPT_BYTES)
+
+
 def load_prompts(override_dir: Path | None = None) -> PromptSet:
     """Load the shipped prompts, replacing any subset with files of the same name from ``override_dir``.
 
     Raises:
-        UserError: the override folder is missing, holds a file that matches no prompt, or a template
-            uses a variable that its prompt does not provide.
+        UserError: the override folder is missing, holds an entry that is not a prompt file (see
+            :func:`_override_files`), a file that is not UTF-8 text or is too large, or a template that
+            uses a variable its prompt does not provide.
     """
-    if override_dir is not None and not override_dir.is_dir():
-        raise UserError(f"--prompts {override_dir}: not a directory")
+    overrides = _override_files(override_dir) if override_dir is not None else {}
     templates: dict[str, Template] = {}
     space_templates: dict[str, Template] = {}
     hashes: dict[str, str] = {}
 
     def pick(rel: str) -> Path:
-        if override_dir is not None and (override_dir / rel).is_file():
-            return override_dir / rel
-        return PROMPT_DIR / rel
+        return overrides.get(rel) or PROMPT_DIR / rel
 
-    if override_dir is not None:
-        known = {f"{n}.md" for n in VARIABLES} | {f"spaces/{p.name}" for p in (PROMPT_DIR / "spaces").glob("*.md")}
-        for path in sorted(override_dir.rglob("*.md")):
-            rel = path.relative_to(override_dir).as_posix()
-            if rel not in known and not rel.startswith("spaces/"):
-                raise UserError(f"--prompts: {rel} matches no prompt (known: {', '.join(sorted(known))})")
     for name, allowed in VARIABLES.items():
         path = pick(f"{name}.md")
-        text = path.read_text()
+        text = _read(path)
         templates[name] = _check(name, text, allowed, path)
         hashes[f"{name}.md"] = hashlib.sha256(text.encode()).hexdigest()
     space_paths = {p.name for p in (PROMPT_DIR / "spaces").glob("*.md")}
-    if override_dir is not None and (override_dir / "spaces").is_dir():
-        space_paths |= {p.name for p in (override_dir / "spaces").glob("*.md")}
+    space_paths |= {rel.removeprefix("spaces/") for rel in overrides if rel.startswith("spaces/")}
     for fname in sorted(space_paths):
         path = pick(f"spaces/{fname}")
-        text = path.read_text()
+        text = _read(path)
         space_templates[fname[:-3]] = _check(f"spaces/{fname}", text, SPACE_VARIABLES, path)
         hashes[f"spaces/{fname}"] = hashlib.sha256(text.encode()).hexdigest()
     return PromptSet(templates=templates, space_templates=space_templates, hashes=hashes)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lapt.agents.reasoner import Reasoner
-from lapt.config import RunSettings
-from lapt.errors import AgentFailure, UserError
+from lapt.config import RunSettings, TrainSettings
+from lapt.errors import AgentFailure, EnvironmentFailure, UserError
 from lapt.graph.assembly import build_agents, build_context, make_reasoner, prompts_for, search_session
 from lapt.graph.build import build_graph
 from lapt.graph.durable import CHECKPOINTS, EVAL_CACHE, LLM_CACHE, open_saver, thread_config
@@ -46,6 +46,9 @@ from lapt.tables import evaluation_table
 from lapt.tools.eval_cache import CachingEvaluator, EvalCache
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors import make_evaluation
+
+LIBRARY_WAIT_S = 5.0
+"""How long a run waits for a locked principle library (writers hold it for milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ class _Run:
         agents = build_agents(reasoner, prompts, s.top_k)
         evaluator = self._evaluator()
         if w is not None and s.evaluator == "train" and not (w.path / "split.json").exists():
-            _save_split(w, s.train or {})
+            _save_split(w, s.train or TrainSettings())
         session = search_session(s, self.space)
         graph = build_graph(self.saver)
         finished = False
@@ -263,30 +266,38 @@ class _Run:
     def _library(self, reasoner: Reasoner) -> Callable[[dict[str, Any]], None] | None:
         """A callback adding each principle set of the run to the library, or None when storing is off.
 
-        The library is a convenience: if it cannot be written (read-only home, locked file) the run goes on
-        and says so once, rather than failing hours of search.
+        The library is a convenience: if it cannot be written (read-only home, locked file, not a library)
+        the run goes on and says so once, rather than failing hours of search; it waits at most
+        :data:`LIBRARY_WAIT_S` for a lock, once, and stops trying after the first failure (each try would
+        stall the run again). The run's principle sets are in its run directory either way.
         """
         store = self.request.store
         if store is False or (store is None and self.w is None):
             return None
         from lapt.principle_store import PrincipleStore
 
-        library = PrincipleStore(None if store in (None, True) else str(store))
+        library = PrincipleStore(None if store in (None, True) else str(store), busy_timeout_s=LIBRARY_WAIT_S)
         run_id = self.w.path.name if self.w is not None else ""
+        where = f" (they are in {self.w.path})" if self.w is not None else ""
         parent: list[str] = []
-        warned: list[bool] = []
+        failed: list[bool] = []
         settings, space, hashes = self.settings, self.space, self.hashes
         model = getattr(reasoner, "model", "")
 
         def add(record: dict[str, Any]) -> None:
+            if failed:
+                return
             pset = PrincipleSet.model_validate(record)
             provenance = principle_provenance(pset, settings.reasoner, model, space, hashes, run_id, parent[-1:])
             try:
                 parent.append(library.add(pset, provenance))
-            except (sqlite3.Error, OSError) as e:
-                if not warned:
-                    print(f"lapt: warning: principle library {library.path} not updated: {e}", file=sys.stderr)
-                    warned.append(True)
+            except (sqlite3.Error, OSError, UserError, EnvironmentFailure) as e:
+                failed.append(True)
+                print(
+                    f"lapt: warning: principle library {library.path} not updated, this run's principle sets are "
+                    f"not stored in it{where}: {e}",
+                    file=sys.stderr,
+                )
 
         return add
 
@@ -352,10 +363,10 @@ class _Progress:
         self.bar.close()
 
 
-def _save_split(w: RunDirectory, train: dict[str, Any]) -> None:
+def _save_split(w: RunDirectory, train: TrainSettings) -> None:
     """Save the fixed train/validation/test split of a training run (indices into the dataset)."""
     from lapt.tools.train.datasets import split_indices
 
-    split = split_indices(train.get("dataset", "mnist5k"), train.get("data_dir"), 0, train.get("max_train_images"))
-    payload = {"dataset": train.get("dataset", "mnist5k"), "split_seed": 0, **split}
+    split = split_indices(train.dataset, train.data_dir, 0, train.max_train_images)
+    payload = {"dataset": train.dataset, "split_seed": 0, **split}
     atomic_write(w.path / "split.json", json.dumps(payload) + "\n")

@@ -10,6 +10,7 @@ trace later (``lapt trace upload``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -62,7 +63,13 @@ class FileTraceClient(langsmith.Client):
         # No network: the parent is only built so code that inspects a client finds one; every method
         # that would send something is overridden.
         super().__init__(api_url="http://127.0.0.1:9", api_key="file-only", auto_batch_tracing=False, info={})
-        self.forwarder = LiveForwarder(forward, project) if forward is not None else None
+        path = Path(path)
+        self.earlier_unsent = 0  # runs an earlier (killed) session wrote but never got to the endpoint
+        self.forwarder: LiveForwarder | None = None
+        if forward is not None:
+            sent_log = path.with_suffix(SENT_LOG_SUFFIX)
+            self.earlier_unsent = _never_sent(path, sent_log)
+            self.forwarder = LiveForwarder(forward, project, sent_log=sent_log)
         self.writer = TraceWriter(
             path,
             secrets=secrets,
@@ -109,10 +116,51 @@ class FileTraceClient(langsmith.Client):
 
     def finish(self, forward_timeout_s: float = 5.0) -> dict[str, int]:
         """Compact the file (:meth:`TraceWriter.finish`) and finish forwarding, waiting a bounded time."""
-        counts = self.writer.finish()
-        if self.forwarder is not None and not self.forwarder.close(forward_timeout_s):
-            self.forward_unfinished = True
+        try:
+            counts = self.writer.finish()
+        finally:
+            if self.forwarder is not None and not self.forwarder.close(forward_timeout_s):
+                self.forward_unfinished = True
         return counts
+
+    def forward_problem(self, error: str | None = None) -> str | None:
+        """What live tracing failed to do, in words naming how many runs did not reach the endpoint
+        (this session's and an earlier killed session's), with ``error`` (the first one reported) as
+        the reason; None when every written run arrived. Call after :meth:`finish`."""
+        parts: list[str] = []
+        if self.forwarder is not None:
+            unsent, written = self.forwarder.unsent(), len(self.forwarder.written)
+            if unsent:
+                parts.append(f"{unsent} of the {written} runs written did not reach it")
+            if self.earlier_unsent:
+                parts.append(f"{self.earlier_unsent} runs of an earlier, interrupted session never reached it")
+        if not parts and error is None and not self.forward_unfinished:
+            return None
+        reason = error or ("it did not take every run within 5 s" if self.forward_unfinished else None)
+        return "; ".join(parts + ([reason] if reason else []))
+
+
+SENT_LOG_SUFFIX = ".sent"
+"""``trace.sent`` next to ``trace.jsonl``: the id of every run whose complete line reached the endpoint."""
+
+
+def _never_sent(path: Path, sent_log: Path) -> int:
+    """Runs complete in the trace file ``path`` but not in ``sent_log``: what an earlier live session
+    wrote and never delivered (it was killed with lines still queued). 0 when no earlier session traced
+    live (no log), since then nothing was meant to be sent."""
+    if not sent_log.is_file() or not path.is_file():
+        return 0
+    sent = set(sent_log.read_text(errors="replace").split())
+    ended: set[str] = set()
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                run = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line: not a run
+            if isinstance(run, dict) and run.get("id") and run.get("end_time"):
+                ended.add(str(run["id"]))
+    return len(ended - sent)
 
 
 class LiveForwarder:
@@ -122,11 +170,32 @@ class LiveForwarder:
     run written only complete goes as one create. Sending happens off the run's thread, so a slow
     endpoint costs the run nothing, and the thread is a daemon, so a dead one cannot hold up the exit
     (LangSmith's own background sender can, for ~15 s). :meth:`close` waits a bounded time.
+
+    It counts what it was given and what arrived: :attr:`written` (runs whose complete line was
+    written) and :attr:`delivered` (those whose complete line the endpoint took, appended to
+    ``sent_log`` as they arrive), so a lost run is reported, by this session or, after a kill, by the
+    next one on the same file. A batch is lost when the client reports an error for it (its error
+    callback) or raises.
     """
 
-    def __init__(self, client: langsmith.Client, project: str):
+    def __init__(self, client: langsmith.Client, project: str, sent_log: Path | None = None):
         self.client = client
         self.project = project
+        self.written: set[str] = set()
+        self.delivered: set[str] = set()
+        self._sent_log = sent_log
+        if sent_log is not None:
+            sent_log.touch()  # from now on a missing id means "written, never delivered"
+        self._batch_failed = False
+        reported = getattr(client, "_tracing_error_callback", None)
+
+        def on_error(exc: Exception) -> None:
+            self._batch_failed = True
+            if reported is not None:
+                reported(exc)
+
+        if hasattr(client, "_tracing_error_callback"):  # langsmith reports send failures only there
+            client._tracing_error_callback = on_error
         self._queue: queue.Queue[tuple[str, str, bool] | None] = queue.Queue()
         self._started: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name="lapt-live-trace", daemon=True)
@@ -135,7 +204,13 @@ class LiveForwarder:
     def send(self, lines: Sequence[tuple[str, str, bool]]) -> None:
         """Queue ``(run id, line, is a start line)`` entries (called with the file lock held: cheap)."""
         for item in lines:
+            if not item[2]:
+                self.written.add(item[0])
             self._queue.put(item)
+
+    def unsent(self) -> int:
+        """Runs written complete whose complete line has not reached the endpoint (yet)."""
+        return len(self.written - self.delivered)
 
     def _loop(self) -> None:
         done = False
@@ -160,7 +235,20 @@ class LiveForwarder:
                     if start:
                         self._started.add(run_id)
             if create or update:
-                self.client.multipart_ingest(create=create, update=update)  # errors go to its error callback
+                complete = [item[0] for item in batch if item is not None and not item[2]]
+                self._batch_failed = False
+                try:
+                    self.client.multipart_ingest(create=create, update=update)  # errors go to its error callback
+                except Exception:  # failure-is-data boundary: a lost batch is counted, the thread goes on
+                    self._batch_failed = True
+                if not self._batch_failed:
+                    self._delivered(complete)
+
+    def _delivered(self, run_ids: Sequence[str]) -> None:
+        self.delivered.update(run_ids)
+        if self._sent_log is not None and run_ids:
+            with contextlib.suppress(OSError), open(self._sent_log, "a") as fh:  # bookkeeping, never fatal
+                fh.write("".join(f"{r}\n" for r in run_ids))
 
     def close(self, timeout_s: float) -> bool:
         """Send what is queued, waiting at most ``timeout_s``; True if everything went out."""

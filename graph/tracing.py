@@ -533,9 +533,7 @@ class TraceSession:
         """Write the file in its final form (one line per run) and finish live forwarding."""
         self._stack.close()
         self.counts = self.client.finish()
-        problem = self.live_errors[0] if self.live_errors else None
-        if self.client.forward_unfinished:
-            problem = problem or "the endpoint did not take every run within 5 s"
+        problem = self.client.forward_problem(self.live_errors[0] if self.live_errors else None)
         if problem is not None:
             where = self.client.forward_url or langsmith_endpoint()
             print(

@@ -1,14 +1,95 @@
-"""Run settings: validated once at the CLI/API boundary, saved with every run, compared on resume."""
+"""Run settings: validated once at the CLI/API boundary, saved with every run, compared on resume.
+
+Every number has a range, because a value that passes here is carried for hours: a seed beyond 64
+bits crashed the checkpoint serialiser mid-run, a budget of 10^12 was accepted, a NaN learning rate
+failed every trial one by one. The bounds below are argued where they are declared.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lapt.errors import UserError
 from lapt.spaces import SearchSpace, get_space
 from lapt.tables import evaluation_table, table_for
+
+MAX_SEED = 2**63 - 1
+"""Seeds are stored in every checkpoint (msgpack) and in SQLite, both signed 64-bit integers at most."""
+MAX_TRAIN_SEED = 2**32 - 1
+"""The training seed also seeds NumPy's global generator, which takes 32-bit seeds only."""
+MAX_BUDGET = 100_000
+"""A run keeps every trial in memory and in ``trials.jsonl`` (about 300 bytes each) and its trace grows
+by a few KB per evaluation: 100,000 evaluations is already gigabytes of record. The paper's budgets are
+50-200; the largest shipped table has 15,625 architectures; a larger budget is a typo."""
+MAX_POPULATION = 100_000
+"""An REA population beyond the budget cap can never fill."""
+MAX_TOP_K = 100_000
+"""Architectures shown to the learner; beyond this the prompt is larger than any model's context."""
+MAX_BATCH = 1_024
+"""Candidates evaluated per step: each is a thread of the evaluation tool node at once."""
+MAX_WORKERS = 1_024
+"""Parallel evaluations; the local executors are further held to the machine's cores."""
+MAX_OPS = 1_000
+"""Ops allowed per layer in a refined space: more than any space declares."""
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
+_BUILTIN_SPACES = ("nb201", "tnb101", "darts")
+
+
+def resolve_space_ref(name: str) -> str:
+    """The space a run uses, as a reference that means the same from any working directory.
+
+    Built-in names stay as they are; a space file (``file:PATH`` or a name ending in ``.toml``) becomes
+    ``file:`` and its absolute, symlink-free path, so that a resume from another folder neither fails
+    nor, worse, loads another file of the same relative name.
+    """
+    if name.startswith("file:"):
+        path = name[len("file:") :]
+    elif name.endswith(".toml") and name not in _BUILTIN_SPACES:
+        path = name
+    else:
+        return name
+    return f"file:{Path(path).expanduser().resolve()}"
+
+
+class TrainSettings(BaseModel):
+    """How every architecture of a ``--evaluator train`` run is trained (the worker's request fields).
+
+    ``net`` overrides the size of the space's network; which keys a space's network builder accepts,
+    and of which type, is declared by the builders (``lapt.tools.net_params``) and checked against the
+    run's space before any work starts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(
+        default="mnist5k", min_length=1, max_length=4096, description="mnist5k, cifar10, cifar100 or npz:PATH"
+    )
+    data_dir: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="Folder of the CIFAR batches."
+    )
+    epochs: int = Field(default=1, ge=1, le=10_000, description="Training epochs (the paper's NB201 uses 200).")
+    batch_size: int = Field(default=64, ge=1, le=65_536, description="Images per training step.")
+    lr: float = Field(
+        default=0.1, gt=0, le=100, allow_inf_nan=False, description="Peak learning rate (cosine schedule)."
+    )
+    weight_decay: float = Field(default=5e-4, ge=0, le=1, allow_inf_nan=False, description="L2 penalty.")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0, le=MAX_TRAIN_SEED, description="Training seed (the data split is fixed).")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
+    net: dict[str, int | float | bool | str] = Field(default_factory=dict, description="Network size overrides.")
+    max_train_images: int | None = Field(default=None, ge=1, le=100_000_000, description="Cap on training images.")
+    in_process: bool = Field(default=True, description="Train in this process (False: a worker subprocess per trial).")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"unknown device {value!r} (use auto, cpu, cuda or cuda:N)")
+        return value
 
 
 class RunSettings(BaseModel):
@@ -16,37 +97,72 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    space: str
+    space: str = Field(min_length=1, description="A built-in name, or file:ABSOLUTE_PATH of a space file.")
     sources: list[str] = Field(default_factory=list, description="Source tasks the learner may see.")
     target: str
-    budget: int = Field(20, ge=1)
-    seed: int = 0
+    budget: int = Field(default=20, ge=1, le=MAX_BUDGET)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     strategy: Literal["rea", "random", "local"] = "rea"
-    population: int | None = Field(None, ge=1, description="REA population (default: 5 on NB201, 10 on TNB101).")
-    tournament: int | None = Field(None, ge=1, description="REA tournament (default: 2 on NB201, 5 on TNB101).")
+    population: int | None = Field(
+        default=None, ge=1, le=MAX_POPULATION, description="REA population (default: 5 on NB201, 10 on TNB101)."
+    )
+    tournament: int | None = Field(
+        default=None, ge=1, le=MAX_POPULATION, description="REA tournament (default: 2 on NB201, 5 on TNB101)."
+    )
     adapt: bool = True
-    adapt_every: int | None = Field(None, ge=1, description="Evaluations between adaptations (5 NB201, 10 TNB101).")
-    max_ops: int | None = Field(None, ge=1, description="Max ops per layer in a refined space (2 NB201, 3 TNB101).")
-    top_k: int = Field(50, ge=1, description="Source architectures shown to the learner.")
-    top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter.")
-    batch_size: int = Field(1, ge=1)
+    adapt_every: int | None = Field(
+        default=None, ge=1, le=MAX_BUDGET, description="Evaluations between adaptations (5 NB201, 10 TNB101)."
+    )
+    max_ops: int | None = Field(
+        default=None, ge=1, le=MAX_OPS, description="Max ops per layer in a refined space (2 NB201, 3 TNB101)."
+    )
+    top_k: int = Field(default=50, ge=1, le=MAX_TOP_K, description="Source architectures shown to the learner.")
+    top_target: int | None = Field(
+        default=None, ge=1, le=MAX_TOP_K, description="Target architectures shown to the adapter."
+    )
+    batch_size: int = Field(default=1, ge=1, le=MAX_BATCH)
     evaluator: Literal["table", "train"] = "table"
     executor: Literal["local", "threads", "processes", "ray"] = "local"
-    workers: int | None = Field(None, ge=1, description="Parallel evaluations (threads/processes: <= cores).")
-    ray_address: str | None = Field(None, description="An existing Ray cluster (default: a local one on 127.0.0.1).")
-    cpus_per_trial: float = Field(1.0, gt=0, description="Ray CPUs reserved per evaluation.")
-    gpus_per_trial: float = Field(0.0, ge=0, description="Ray GPUs reserved per evaluation.")
+    workers: int | None = Field(
+        default=None, ge=1, le=MAX_WORKERS, description="Parallel evaluations (threads/processes: <= cores)."
+    )
+    ray_address: str | None = Field(
+        default=None, description="An existing Ray cluster (default: a local one on 127.0.0.1)."
+    )
+    cpus_per_trial: float = Field(
+        default=1.0, gt=0, le=1_024, allow_inf_nan=False, description="Ray CPUs per evaluation."
+    )
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False, description="Ray GPUs per evaluation.")
     table: str | None = None
     allow_same_task: bool = False
     reasoner: str = "offline"
     llm: dict[str, Any] | None = None
-    llm_cache: str | None = Field(None, description="SQLite LLM response cache (default: <run dir>/llm_cache.sqlite).")
+    llm_cache: str | None = Field(
+        default=None, description="SQLite LLM response cache (default: <run dir>/llm_cache.sqlite)."
+    )
     prompts_dir: str | None = None
     principles_from: str | None = None
-    train: dict[str, Any] | None = None
-    on_agent_failure: Literal["stop", "continue"] = Field(
-        "stop", description="When the learner gives no principles: stop the run, or search without transfer."
+    train: TrainSettings | None = Field(
+        default=None, description="How architectures are trained (--evaluator train only)."
     )
+    on_agent_failure: Literal["stop", "continue"] = Field(
+        default="stop", description="When the learner gives no principles: stop the run, or search without transfer."
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, value: str) -> str:
+        return resolve_space_ref(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct_sources(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for task in value:
+            if task in seen:
+                raise ValueError(f"source task {task!r} is given twice")
+            seen.add(task)
+        return value
 
     @model_validator(mode="after")
     def _no_leakage(self) -> RunSettings:
@@ -57,6 +173,17 @@ class RunSettings(BaseModel):
             )
         if self.population is not None and self.tournament is not None and self.tournament > self.population:
             raise ValueError(f"tournament ({self.tournament}) cannot exceed population ({self.population})")
+        return self
+
+    @model_validator(mode="after")
+    def _options_of_their_mode(self) -> RunSettings:
+        """Options that only mean something with another option are refused, not silently ignored."""
+        if self.evaluator == "train" and self.train is None:
+            self.train = TrainSettings()
+        if self.evaluator != "train" and self.train is not None:
+            raise ValueError("training settings are given but the evaluator is the table: use --evaluator train")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(f"--ray-address is given but the executor is {self.executor!r}: add --executor ray")
         return self
 
     def resolved(self, defaults: dict[str, Any]) -> RunSettings:
@@ -110,7 +237,12 @@ def parse_settings(**values: Any) -> RunSettings:
     try:
         return RunSettings(**values)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise UserError(f"{where + ': ' if where else ''}{msg}") from e
+        raise UserError(first_error(e)) from e
+
+
+def first_error(e: Any, prefix: str = "") -> str:
+    """``where: what`` for the first problem of a pydantic ValidationError, on one line."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where + ': ' if where else ''}{msg}"

@@ -22,7 +22,11 @@ class MaskBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rationale: str = Field(default="", description="Why these ops (and inputs) are allowed, citing principles.")
+    # Capped like principle statements (lapt.schemas): a mask is copied into every later checkpoint.
+    # The offline refiner writes one reason per layer; 100,000 characters leave room for ~1,000 layers.
+    rationale: str = Field(
+        default="", max_length=100_000, description="Why these ops (and inputs) are allowed, citing principles."
+    )
 
     def layer_choices(self) -> dict[str, Any]:
         """The per-layer fields, without the rationale."""

@@ -13,7 +13,11 @@ Records are immutable; an id is the first 12 hex digits of the sha256 of the rec
 (which includes the run id and date), so adding the same record twice is harmless.
 
 Location, most specific first: an explicit path (``--store``), ``$LAPT_PRINCIPLE_STORE``, then
-``platformdirs.user_data_dir("lapt")/principles.sqlite``.
+``platformdirs.user_data_dir("lapt")/principles.sqlite``. Reading a library that does not exist yet
+finds it empty and creates nothing; a path that is a directory, a file that is not SQLite, or a SQLite
+database holding other tables is refused (:class:`~lapt.errors.UserError`) rather than written into; a
+library that cannot be written (read-only folder, lock held too long, full disk) is a
+:class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from lapt.errors import UserError
+from lapt.errors import EnvironmentFailure, UserError
 from lapt.schemas import PrincipleSet
 
 ENV_VAR = "LAPT_PRINCIPLE_STORE"
@@ -40,6 +44,22 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 _ID = re.compile(r"^[0-9a-f]{4,12}$")
 _T = TypeVar("_T")
+
+
+class StoreUnavailable(EnvironmentFailure):
+    """The library cannot be opened or written now: its folder is read-only, another process holds its
+    lock for longer than the busy timeout, the disk is full. Not the user's input: exit status 1."""
+
+
+_UNAVAILABLE = ("locked", "busy", "readonly", "read-only", "unable to open", "disk is full", "disk i/o")
+
+
+def _failure(path: Path, e: sqlite3.Error) -> Exception:
+    """A SQLite error as StoreUnavailable (the environment) or UserError (the file is not a library)."""
+    text = str(e)
+    if isinstance(e, sqlite3.OperationalError) and any(k in text.lower() for k in _UNAVAILABLE):
+        return StoreUnavailable(f"principle store {path}: {text}")
+    return UserError(f"principle store {path} cannot be used: {text}")
 
 
 class PrincipleProvenance(BaseModel):
@@ -128,10 +148,41 @@ class PrincipleStore:
     not cross processes.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = resolve_store_path(path)
+        self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+
+    def check(self) -> None:
+        """Refuse now (one line) a path that cannot be a library: a directory, or another kind of file.
+
+        Cheap and writes nothing, for commands that want bad input refused before any work.
+        """
+        if self.path.is_dir():
+            example = self.path / "principles.sqlite"
+            raise UserError(f"principle store {self.path}: is a directory; give a file (e.g. {example})")
+        if self.path.exists() and not self.path.is_file():
+            raise UserError(f"principle store {self.path}: is not a regular file")
+
+    def check_usable(self) -> None:
+        """Refuse now a library that a later :meth:`add` could not write: :meth:`check`, then open an
+        existing file (which refuses one that is not a library) or check that its folder can be created.
+
+        Raises:
+            UserError: not a library (see :meth:`check`).
+            StoreUnavailable: the library or its folder cannot be written.
+        """
+        self.check()
+        if self.path.exists():
+            self._connect()
+            return
+        from lapt.output_dirs import check_writable_dir
+
+        try:
+            check_writable_dir(self.path.parent, "principle store folder")
+        except EnvironmentFailure as e:
+            raise StoreUnavailable(str(e)) from e
 
     # -- public API ----------------------------------------------------------------------------------
     def add(self, principle_set: PrincipleSet, provenance: PrincipleProvenance) -> str:
@@ -160,11 +211,12 @@ class PrincipleStore:
         key = id_.strip().lower()
         if not _ID.match(key):
             raise UserError(f"unknown principle set id {id_!r} (ids are 12 hex digits; see 'lapt principles list')")
-        rows = self._read(
+        rows: list[tuple[str, str]] = self._read(
             lambda c: c.execute(
                 "SELECT id, record FROM principle_sets WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2",
                 (len(key), key),
-            ).fetchall()
+            ).fetchall(),
+            [],
         )
         if not rows:
             raise UserError(f"unknown principle set id {id_!r} in {self.path}")
@@ -179,7 +231,9 @@ class PrincipleStore:
         if space is not None:
             query += " WHERE space = ?"
             params = (space,)
-        rows = self._read(lambda c: c.execute(query + " ORDER BY created, rowid", params).fetchall())
+        rows: list[tuple[str, str]] = self._read(
+            lambda c: c.execute(query + " ORDER BY created, rowid", params).fetchall(), []
+        )
         return [self._parse(rid, record) for rid, record in rows]
 
     def export(self, id_: str) -> dict[str, Any]:
@@ -225,17 +279,26 @@ class PrincipleStore:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.check()
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(f"principle store {self.path}: cannot create its folder ({e.strerror or e})") from e
+        timeout = self.busy_timeout_s
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            raise _failure(self.path, e) from e
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            _retry_locked(lambda: self._refuse_foreign(conn), timeout)  # before WAL mode rewrites the header
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
-            _retry_locked(lambda: self._init_schema(conn))
-        except sqlite3.DatabaseError as e:
+            _retry_locked(lambda: self._init_schema(conn), timeout)
+        except sqlite3.Error as e:
             conn.close()
-            raise UserError(f"principle store {self.path} cannot be used: {e}") from e
-        except UserError:
+            raise _failure(self.path, e) from e
+        except (UserError, EnvironmentFailure):
             conn.close()
             raise
         self._conn, self._pid = conn, os.getpid()
@@ -247,10 +310,24 @@ class PrincipleStore:
             if version > SCHEMA_VERSION:
                 raise UserError(f"principle store {self.path} was written by a newer lapt (schema {version})")
             if version < SCHEMA_VERSION:
+                self._refuse_foreign(conn)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """UserError for a SQLite file that is someone else's database: writing into it would be vandalism."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        others = [
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if row[0] != "principle_sets"
+        ]
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise UserError(f"{self.path} is not a lapt principle library (it holds the table(s) {shown})")
 
     @staticmethod
     @contextlib.contextmanager
@@ -268,16 +345,20 @@ class PrincipleStore:
                 body(conn)
 
         try:
-            _retry_locked(run)
-        except sqlite3.DatabaseError as e:
-            raise UserError(f"principle store {self.path}: {e}") from e
+            _retry_locked(run, self.busy_timeout_s)
+        except sqlite3.Error as e:
+            raise _failure(self.path, e) from e
 
-    def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _read(self, query: Callable[[sqlite3.Connection], _T], missing: _T) -> _T:
+        """``query`` on the library, or ``missing`` when there is no library yet (nothing is created)."""
+        if not self.path.exists() and self._conn is None:
+            self.check()
+            return missing
         conn = self._connect()
         try:
-            return _retry_locked(lambda: query(conn))
-        except sqlite3.DatabaseError as e:
-            raise UserError(f"principle store {self.path}: {e}") from e
+            return _retry_locked(lambda: query(conn), self.busy_timeout_s)
+        except sqlite3.Error as e:
+            raise _failure(self.path, e) from e
 
     def _parse(self, rid: str, record: str) -> StoredPrinciples:
         try:

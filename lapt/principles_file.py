@@ -15,8 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
+
+MAX_PRINCIPLES_FILE_BYTES = 4 * MB
+"""A principle set within the schema's caps (lapt.schemas) is well under a megabyte of JSON."""
 
 
 def resolve_principles(value: str, space: SearchSpace, store: str | None = None) -> tuple[PrincipleSet, list[str]]:
@@ -28,7 +32,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
     returned report says which. Principles for this space (or of unknown origin) must fit it exactly.
     """
     path = Path(value)
-    if path.is_file():
+    if path.exists():  # a file, or something that is not one (refused when read)
         pset = load_principles_file(path)
         origin = pset.space
     else:
@@ -56,10 +60,9 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
 
 def load_principles_file(path: Path) -> PrincipleSet:
     """Read and validate a principle set file; UserError with the first problem, on one line."""
+    raw = read_input(path, "--principles", MAX_PRINCIPLES_FILE_BYTES)
     try:
-        data: Any = json.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"--principles {path}: cannot read it ({e.strerror or e})") from e
+        data: Any = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"--principles {path}: not valid JSON ({e})") from e
     if isinstance(data, dict) and data.get("format") == "lapt-principles" and "principle_set" in data:

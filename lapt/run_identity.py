@@ -1,9 +1,11 @@
 """What makes a run the run it is, so that a resume can refuse to continue it as something else.
 
-``config.json`` records the resolved settings, the sha256 of every prompt file used, the principles a
-run was given (if any), the lapt version and the sha256 of the package source. A resumed run is only
-the same run if all of these still hold: other code or other prompts would make the second half of the
-run differ from what an uninterrupted run would have done, with nothing in the run directory to show
+``config.json`` records the resolved settings (a space file by its absolute path), the sha256 of every
+prompt file used, of the space file and of every benchmark table the run reads, the principles a run
+was given (if any), the lapt version and the sha256 of the package source. A resumed run is only the
+same run if all of these still hold: other code, other prompts or another table would make the second
+half of the run differ from what an uninterrupted run would have done (a table edited between a kill
+and a resume gave a run whose trials came from two tables), with nothing in the run directory to show
 it. So a resume recomputes them from the code and files at hand and refuses, in one line, on any
 difference. The checkpoint database keeps a fingerprint of ``config.json`` so an edited config is
 caught too.
@@ -25,6 +27,7 @@ from lapt import __version__
 from lapt.config import RunSettings
 from lapt.errors import UserError
 from lapt.schemas import PrincipleSet
+from lapt.spaces import get_space
 
 # The four installed packages of the distribution (lapt.agents/graph/tools live in their own folders).
 _PACKAGES = ("lapt", "lapt.agents", "lapt.graph", "lapt.tools")
@@ -59,6 +62,33 @@ def source_sha256() -> str:
     return digest.hexdigest()
 
 
+def input_hashes(settings: RunSettings) -> dict[str, str]:
+    """sha256 of every file the run reads its search space and benchmark tables from, by what it is.
+
+    Keys are ``space file PATH``, ``table PATH`` (a user space's CSV) and ``table NAME`` (a shipped
+    table, hashed as its manifest records: it is verified against that on every load). The hashes are
+    those of the bytes this process loaded (the space object is read once per process), so they describe
+    exactly what the run used. A table is listed when the run reads it: as the evaluator, or as the
+    source of the learner's data.
+    """
+    from lapt.spaces.user import UserSpace
+    from lapt.tables import DATA_DIR, TABLES
+
+    space = get_space(settings.space)
+    out: dict[str, str] = {}
+    uses_table = settings.evaluator == "table" or bool(settings.sources)
+    if isinstance(space, UserSpace):
+        out[f"space file {space.source}"] = space.spec_sha256
+        if uses_table and space.table_data is not None:
+            out[f"table {space.table_data.path}"] = space.table_data.sha256
+        return out
+    name = settings.table or (space.name if space.name in TABLES else None)
+    if uses_table and name in TABLES:
+        manifest = json.loads((DATA_DIR / "tables.json").read_text())
+        out[f"table {name}"] = str(manifest[TABLES[name][1]]["sha256"])
+    return out
+
+
 def run_config(
     settings: RunSettings, prompt_hashes: dict[str, str], initial_principles: PrincipleSet | None = None
 ) -> dict[str, Any]:
@@ -66,6 +96,7 @@ def run_config(
     config: dict[str, Any] = {
         "settings": settings.model_dump(mode="json"),
         "prompt_hashes": dict(prompt_hashes),
+        "input_sha256": input_hashes(settings),
         "lapt_version": __version__,
         "source_sha256": source_sha256(),
     }
@@ -112,8 +143,26 @@ def check_same_run(stored: dict[str, Any], expected: dict[str, Any], where: Path
     if prompts:
         changed = ", ".join(d.split(":")[0] for d in prompts)
         raise UserError(f"cannot resume {where}: prompt file(s) changed since it started: {changed}")
+    check_same_inputs(stored.get("input_sha256") or {}, expected.get("input_sha256") or {}, where)
     if stored.get("initial_principles") != expected.get("initial_principles"):
         raise UserError(f"cannot resume {where}: it was started from other principles (--principles)")
+
+
+def check_same_inputs(stored: dict[str, str], current: dict[str, str], where: Path) -> None:
+    """Refuse a resume whose space file or tables are not, byte for byte, those the run started with."""
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if old == new:
+            continue
+        if old is None or new is None:
+            raise UserError(
+                f"cannot resume {where}: it {'did not read' if old is None else 'read'} {key}, the run now "
+                f"would{' not' if new is None else ''}; start a new run"
+            )
+        raise UserError(
+            f"cannot resume {where}: {key} changed since the run started (sha256 {old[:12]}..., now "
+            f"{new[:12]}...), so its trials would come from two tables; restore the file or start a new run"
+        )
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,20 @@ Masks live in :mod:`lapt.masks` because their schema is built per search space.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Caps on what a principle set may hold. A set travels into every checkpoint of a run, its trace,
+# decisions and library: one 30 MB statement made a 516 MB run directory. The caps are far above what
+# the learner asks for ("one or two sentences", a handful of principles), so an LLM that overshoots is
+# sent back for repair like any other invalid answer. At the caps a set stays under a megabyte of JSON.
+MAX_STATEMENT = 2_000
+MAX_EVIDENCE = 4_000
+MAX_ANALYSIS = 20_000
+MAX_PRINCIPLES = 100
+MAX_NAMES = 64  # ops named in favour/avoid, tasks seen
+Name = Annotated[str, StringConstraints(max_length=200)]
 
 
 class Principle(BaseModel):
@@ -20,12 +31,16 @@ class Principle(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    statement: str = Field(min_length=1, description="The principle in one or two sentences.")
-    evidence: str = Field(default="", description="What in the data supports it (counts, ranks).")
+    statement: str = Field(min_length=1, max_length=MAX_STATEMENT, description="The principle in one or two sentences.")
+    evidence: str = Field(
+        default="", max_length=MAX_EVIDENCE, description="What in the data supports it (counts, ranks)."
+    )
     confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="0 = guess, 1 = certain.")
-    layer: str | None = Field(default=None, description="The layer/edge it concerns, or null if global.")
-    favour: list[str] = Field(default_factory=list, description="Ops this principle recommends.")
-    avoid: list[str] = Field(default_factory=list, description="Ops this principle advises against.")
+    layer: Name | None = Field(default=None, description="The layer/edge it concerns, or null if global.")
+    favour: list[Name] = Field(default_factory=list, max_length=MAX_NAMES, description="Ops this principle recommends.")
+    avoid: list[Name] = Field(
+        default_factory=list, max_length=MAX_NAMES, description="Ops this principle advises against."
+    )
 
 
 class PrincipleDraft(BaseModel):
@@ -33,8 +48,12 @@ class PrincipleDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    analysis: str = Field(default="", description="Step-by-step analysis: information flow, common patterns.")
-    principles: list[Principle] = Field(min_length=1, description="General design principles.")
+    analysis: str = Field(
+        default="", max_length=MAX_ANALYSIS, description="Step-by-step analysis: information flow, common patterns."
+    )
+    principles: list[Principle] = Field(
+        min_length=1, max_length=MAX_PRINCIPLES, description="General design principles."
+    )
 
 
 class PrincipleSet(BaseModel):
@@ -42,13 +61,19 @@ class PrincipleSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=0)
-    space: str | None = Field(default=None, description="Search space the principles were stated for.")
-    source: str = Field(description="How it was made: learned from which tasks, or adapted on which.")
-    tasks_seen: list[str] = Field(default_factory=list, description="Tasks whose data the author saw.")
-    reasoner: str = ""
-    analysis: str = ""
-    principles: list[Principle]
+    version: int = Field(ge=0, le=1_000_000)
+    space: str | None = Field(
+        default=None, max_length=4_096, description="Search space the principles were stated for."
+    )
+    source: str = Field(
+        max_length=MAX_STATEMENT, description="How it was made: learned from which tasks, or adapted on which."
+    )
+    tasks_seen: list[Name] = Field(
+        default_factory=list, max_length=MAX_NAMES, description="Tasks whose data the author saw."
+    )
+    reasoner: Name = ""
+    analysis: str = Field(default="", max_length=MAX_ANALYSIS)
+    principles: list[Principle] = Field(max_length=MAX_PRINCIPLES)
 
 
 class Status(enum.StrEnum):

@@ -117,6 +117,10 @@ class BenchmarkTable:
         return [(self.space.from_index(int(i)), float(val[i])) for i in order]
 
 
+TABLELESS_BUILTINS = ("darts",)
+"""Built-in spaces without a shipped table: evaluated by training their networks."""
+
+
 @functools.cache
 def load_table(name: str) -> BenchmarkTable:
     """Load (once per process) the shipped table called ``name``: nb201, nb201-12epoch or tnb101."""
@@ -157,7 +161,12 @@ def evaluation_table(space: SearchSpace, table_name: str | None = None) -> Bench
         return table
     default = table_for(space)
     if default is None:
-        raise UserError(f"space {space.name!r} has no benchmark table: it needs an evaluator that trains or measures")
+        if space.name in TABLELESS_BUILTINS:
+            raise UserError(f"space {space.name!r} has no benchmark table: use --evaluator train to evaluate it")
+        raise UserError(
+            f"space {space.name!r} declares no benchmark table, and lapt has no network to train for it: "
+            "add a [table] section to its space file (docs/user_spaces.md)"
+        )
     return default
 
 

@@ -16,6 +16,10 @@ therefore merges lines by ``id``, later fields winning (:func:`read_trace`): thi
 for a finished file and for the file of a killed run, where runs that never ended have no
 ``end_time`` and a truncated last line is reported and skipped.
 
+**Whole lines.** A write is whole lines or nothing: one the disk refuses half-way is cut back off
+and its lines are written again later. A kill can still tear the last line; the next session on the
+file (a resume) drops that torn tail before it appends.
+
 **Secrets.** Every line is passed through the one redactor (:mod:`lapt.redaction`) before it is written.
 
 This module knows the file and nothing of LangSmith, LangChain or the graph: the LangSmith client that
@@ -25,6 +29,7 @@ LangChain callbacks into runs in :mod:`lapt.graph.tracing`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
@@ -39,6 +44,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input
 from lapt.redaction import Redactor
 
 try:
@@ -51,6 +57,7 @@ except ImportError:  # langsmith depends on orjson, so this is for unusual insta
 
 TRACE_FILE = "trace.jsonl"
 FLUSH_EVERY_S = 0.05  # a killed run loses at most the lines of its last 50 ms
+MAX_TRACE_BYTES = 1024 * MB  # read whole into memory: a budget-100 LLM run writes a few MB
 RUN_FIELDS = (
     "id",
     "trace_id",
@@ -165,14 +172,14 @@ class TraceWriter:
         self.forward = forward
         self.root_metadata = dict(root_metadata or {})
         self._lock = threading.Lock()
-        self._start_offset = self.path.stat().st_size if self.path.exists() else 0
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
-        self._separator = ""
-        if self._start_offset:  # a killed session may have left half a line: keep ours off it
-            with open(self.path, "rb") as fh:
-                fh.seek(self._start_offset - 1)
-                self._separator = "" if fh.read(1) == b"\n" else "\n"
-            self._fh.write(self._separator)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # closed in finish()
+        # A killed session (or a failed write) may have left half a line: it is not a run, drop it.
+        size = os.fstat(self._fd).st_size
+        self._start_offset = _end_of_last_line(self.path, size)
+        self.dropped_tail = size - self._start_offset  # bytes of a torn last line removed
+        if self.dropped_tail:
+            os.ftruncate(self._fd, self._start_offset)
+        self._size = self._start_offset
         # run id -> (its record without inputs, that record as JSON, the inputs as JSON; both redacted)
         self._open: dict[str, tuple[dict[str, Any], str, str]] = {}
         self._lines: dict[str, str | None] = {}  # run id -> its complete line (None until it ends), start order
@@ -233,12 +240,30 @@ class TraceWriter:
                 _, head, inputs_json = self._open[run_id]
                 self._pending.append((run_id, _join(head, "", inputs_json), True))
         self._unwritten_starts.clear()
-        self._fh.write("".join(line for _, line, _ in self._pending))
-        self._fh.flush()
+        self._append("".join(line for _, line, _ in self._pending))
         if self.forward is not None:
             self.forward(self._pending)
         self._pending = []
         self._flushed = now
+
+    def _append(self, text: str) -> None:
+        """Append whole lines, or nothing: a write the disk refuses half-way is cut back off (lock held).
+
+        The lines stay pending when it fails, so they are written whole by a later write (or by
+        :meth:`finish`) once there is room again. ``backslashreplace`` keeps a lone surrogate in a
+        string as the JSON escape it stands for.
+        """
+        data = text.encode("utf-8", errors="backslashreplace")
+        start = self._size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise
+        self._size = start + len(data)
 
     def flush(self, timeout: float | None = None) -> None:
         """Write what is pending now (lines are otherwise written at least every 50 ms)."""
@@ -255,22 +280,43 @@ class TraceWriter:
         with self._lock:
             if self.closed:
                 return {"runs": len(self._lines), "unfinished": len(self._open), "bytes": 0}
-            self._write(urgent=True)  # the last lines, for the forwarder (if any)
-            self.closed = True
-            self._fh.close()
+            try:
+                self._write(urgent=True)  # the last lines, for the forwarder (if any)
+            finally:
+                self.closed = True
+                os.close(self._fd)
             lines = []
             for run_id, line in self._lines.items():
                 if line is None:  # never ended (an error escaped, or a tracer missed the end)
                     _, head, inputs_json = self._open[run_id]
                     line = _join(head, "", inputs_json)
                 lines.append(line)
-            body = "".join(lines).encode("utf-8")
+            body = "".join(lines).encode("utf-8", errors="backslashreplace")
             with open(self.path, "rb") as fh:
-                prefix = fh.read(self._start_offset) + self._separator.encode()
+                prefix = fh.read(self._start_offset)
             tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_bytes(prefix + body)
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_bytes(prefix + body)
+                os.replace(tmp, self.path)
+            except OSError:  # the appended file stays as it is: whole lines, readable by merging
+                tmp.unlink(missing_ok=True)
+                raise
         return {"runs": len(self._lines), "unfinished": len(self._open), "bytes": len(body)}
+
+
+def _end_of_last_line(path: Path, size: int, chunk: int = 1 << 16) -> int:
+    """The offset just after the last newline of the first ``size`` bytes of ``path`` (0 if none)."""
+    with open(path, "rb") as fh:
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            fh.seek(start)
+            block = fh.read(end - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+    return 0
 
 
 _END_FIELDS = frozenset({"end_time", "outputs", "error"})
@@ -317,7 +363,7 @@ def read_trace(where: str | Path) -> TraceRead:
         UserError: the file is missing, empty, or holds no readable run.
     """
     path = trace_path(where)
-    raw = path.read_bytes()
+    raw = read_input(path, "trace", MAX_TRACE_BYTES)
     if not raw.strip():
         raise UserError(f"{path} is empty (the run was stopped before its first step?)")
     lines = raw.decode("utf-8", errors="replace").split("\n")

@@ -32,16 +32,14 @@ def training_run(label: str, args: argparse.Namespace) -> dict[str, Any]:
     separates the gain of running trials in parallel from the gain of one thread per small network).
     """
     from lapt.api import execute, resolve_settings
+    from lapt.config import TrainSettings
+    from lapt.tools.train_adapter import make_training_evaluator
 
     executor, _, threads = label.partition(":")
-    train: dict[str, Any] = {
-        "dataset": "mnist5k",
-        "epochs": args.epochs,
-        "net": {"nb201": {"C": args.channels, "N": args.cells}},
-        "max_train_images": args.max_train_images,
-    }
-    if threads:
-        train["num_threads"] = int(threads)
+    train = TrainSettings(
+        dataset="mnist5k", epochs=args.epochs, net={"C": args.channels, "N": args.cells},
+        max_train_images=args.max_train_images,
+    )
     start = time.perf_counter()
     # (lapt.run's ``evaluator`` argument is an evaluator object, so the settings go through resolve_settings)
     settings, space = resolve_settings(
@@ -49,7 +47,9 @@ def training_run(label: str, args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size, evaluator="train", train=train, executor=executor,
         workers=None if executor == "local" else args.workers,
     )
-    result = execute(settings, space)
+    # ``local:T`` fixes the torch threads per trial: an evaluator object built with them
+    evaluator = make_training_evaluator(train, "nb201", num_threads=int(threads)) if threads else None
+    result = execute(settings, space, evaluator=evaluator)
     wall = time.perf_counter() - start
     trials = result.trials
     return {

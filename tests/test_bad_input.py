@@ -8,6 +8,7 @@ time (module fixture) to keep the file fast.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "resume-nothing": ([*cli, "resume", run_dir], "does not exist"),
         "resume-other-version": ([*cli, "resume", str(tampered)], "it was started by lapt 0.0.1"),
     }
+    cases.update(_training_cases(run, tmp))
+    cases.update(_file_cases(run, tmp, cli, run_dir))
     if (TOY_SPACE / "toy_space.toml").is_file():  # a user space whose table no longer matches its sha256
         toy = tmp / "toy"
         shutil.copytree(TOY_SPACE, toy)
@@ -112,6 +115,103 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
             [*cli, "run", "--space", space, "--source", "task_a", "--target", "task_b", "--run-dir", run_dir],
             "toy_table.csv: sha256 is",
         )
+        cases.update(_toy_cases(tmp, cli, run_dir))
+    return cases
+
+
+def _training_cases(run: Any, tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """Training and executor options that used to be accepted and then failed every trial."""
+    train = ("--evaluator", "train", "--target", "mnist5k")
+    return {
+        "net-value-not-a-number": (run(*train, "--net", "C=abc"), "--net C must be an integer in [1, 1024], got 'abc'"),
+        "net-unknown-key": (run(*train, "--net", "bogus=1"), "--net 'bogus' is not a setting of the nb201 network"),
+        "net-not-key-value": (run(*train, "--net", "C"), "--net 'C': expected KEY=VALUE"),
+        "lr-nan": (run(*train, "--lr", "nan"), "--lr nan: Input should be a finite number"),
+        "epochs-0": (run(*train, "--epochs", "0"), "--epochs 0: Input should be greater than or equal to 1"),
+        "train-seed-beyond-numpy": (run(*train, "--train-seed", str(2**32)), "--train-seed 4294967296"),
+        "training-option-with-table": (run("--lr", "0.1", "--net", "C=8"), "--lr, --net: training options given"),
+        "ray-address-without-ray": (run("--ray-address", "127.0.0.1:6379"), "--ray-address is given but the"),
+        "seed-beyond-64-bits": (run("--seed", str(2**64)), "seed: Input should be less than or equal to"),
+        "budget-10-to-the-12": (run("--budget", str(10**12)), "budget: Input should be less than or equal to 100000"),
+        "duplicated-source": (run("--source", "cifar10,cifar10"), "source task 'cifar10' is given twice"),
+        "abbreviated-option": (run("--bud", "3"), "unrecognized arguments: --bud 3"),
+    }
+
+
+def _file_cases(run: Any, tmp: Path, cli: list[str], run_dir: str) -> dict[str, tuple[list[str], str]]:
+    """Files that are not what they claim: binary, a FIFO, a device, a folder, a dangling link, too big."""
+    cases: dict[str, tuple[list[str], str]] = {}
+
+    def prompts(name: str, make: Any) -> Path:
+        folder = tmp / f"prompts-{name}"
+        folder.mkdir()
+        make(folder)
+        return folder
+
+    overrides = {
+        "prompt-binary": (lambda d: (d / "learner.md").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), "not UTF-8 text"),
+        "prompt-txt": (lambda d: (d / "learner.txt").write_text("Learn."), "learner.txt matches no prompt"),
+        "prompt-upper-case": (lambda d: (d / "Learner.MD").write_text("Learn."), "did you mean learner.md?"),
+        "prompt-directory": (lambda d: (d / "learner.md").mkdir(), "learner.md is a directory"),
+        "prompt-dangling-link": (
+            lambda d: (d / "refiner.md").symlink_to(d / "gone.md"),
+            "refiner.md is a symbolic link to nothing",
+        ),
+    }
+    for name, (make, needle) in overrides.items():
+        cases[name] = (run("--prompts", str(prompts(name, make))), needle)
+    huge = tmp / "huge.json"  # one 30 MB statement made a 516 MB run directory
+    statement = "conv helps " * 3_000_000
+    huge.write_text(json.dumps({"version": 0, "source": "s", "principles": [{"statement": statement}]}))
+    long = tmp / "long.json"
+    long.write_text(json.dumps({"version": 0, "source": "s", "principles": [{"statement": "x" * 5000}]}))
+    cases["principles-30-mb"] = (run("--principles", str(huge)), "is more than the 4 MB accepted")
+    cases["principles-long-statement"] = (run("--principles", str(long)), "at most 2000 characters")
+    cases["principles-dev-zero"] = (run("--principles", "/dev/zero"), "/dev/zero: is a device, not a file")
+    store_dir = tmp / "store-dir"
+    store_dir.mkdir()
+    cases["store-is-a-directory"] = (run("--store", str(store_dir)), "store-dir: is a directory; give a file")
+    fifo_space = tmp / "fifo_space.toml"
+    os.mkfifo(fifo_space)  # reading it used to wait forever for a writer
+    cases["space-file-fifo"] = (run("--space", str(fifo_space)), "is a FIFO (named pipe), not a file")
+    learn = [*cli, "learn", "--space", "nb201", "--source", "cifar10"]
+    a_file = tmp / "a-file-for-learn"
+    a_file.write_text("not a folder")
+    cases["learn-out-is-a-file"] = ([*learn, "--out", str(a_file / "sub")], "exists and is not a directory")
+    cases["learn-store-is-a-directory"] = ([*learn, "--store", str(store_dir)], "is a directory; give a file")
+    return cases
+
+
+def _toy_cases(tmp: Path, cli: list[str], run_dir: str) -> dict[str, tuple[list[str], str]]:
+    """User spaces: a table that is a device or a FIFO; training a space lapt has no network for."""
+    cases: dict[str, tuple[list[str], str]] = {}
+    for name, table in (("table-dev-zero", "/dev/zero"), ("table-fifo", "fifo.csv")):
+        folder = tmp / name
+        shutil.copytree(TOY_SPACE, folder)
+        if table == "fifo.csv":
+            os.mkfifo(folder / table)
+        toml = folder / "toy_space.toml"
+        text = toml.read_text().replace('file = "toy_table.csv"', f'file = "{table}"')
+        toml.write_text("\n".join(line for line in text.splitlines() if not line.startswith("sha256")) + "\n")
+        kind = "a device" if table == "/dev/zero" else "a FIFO (named pipe)"
+        argv = [*cli, "run", "--space", str(toml), "--source", "task_a", "--target", "task_b", "--run-dir", run_dir]
+        cases[name] = (argv, f"is {kind}, not a file")
+    toy = str(TOY_SPACE / "toy_space.toml")
+    cases["train-a-user-space"] = (
+        [*cli, "run", "--space", toy, "--source", "task_a", "--target", "task_b", "--evaluator", "train",
+         "--run-dir", run_dir],
+        "space 'toy' cannot be evaluated by training",
+    )
+    cases["eval-train-bad-net"] = (
+        [*cli, "eval", "nb201", "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", "--evaluator", "train",
+         "--net", "C=abc"],
+        "--net C must be an integer",
+    )
+    cases["eval-table-with-training-option"] = (
+        [*cli, "eval", "nb201", "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", "--task", "cifar10",
+         "--epochs", "3"],
+        "--epochs: training option given without --evaluator train",
+    )
     return cases
 
 
@@ -162,6 +262,38 @@ CASE_NAMES = [
     "resume-without-run-dir",
     "resume-nothing",
     "resume-other-version",
+    # training and executor options
+    "net-value-not-a-number",
+    "net-unknown-key",
+    "net-not-key-value",
+    "lr-nan",
+    "epochs-0",
+    "train-seed-beyond-numpy",
+    "training-option-with-table",
+    "ray-address-without-ray",
+    "seed-beyond-64-bits",
+    "budget-10-to-the-12",
+    "duplicated-source",
+    "abbreviated-option",
+    # files
+    "prompt-binary",
+    "prompt-txt",
+    "prompt-upper-case",
+    "prompt-directory",
+    "prompt-dangling-link",
+    "principles-30-mb",
+    "principles-long-statement",
+    "principles-dev-zero",
+    "store-is-a-directory",
+    "space-file-fifo",
+    "learn-out-is-a-file",
+    "learn-store-is-a-directory",
+    # user spaces
+    "table-dev-zero",
+    "table-fifo",
+    "train-a-user-space",
+    "eval-train-bad-net",
+    "eval-table-with-training-option",
 ]
 
 

@@ -252,6 +252,7 @@ def test_executor_ray_without_ray_says_how_to_install_it(monkeypatch, capsys, tm
 
 # -- the training evaluator as an Evaluator -----------------------------------------------------------
 def test_training_adapter_translates_genotypes_and_results(nb201, darts):
+    from lapt.config import TrainSettings
     from lapt.tools.executors import build_evaluator, training_spec
     from lapt.tools.train_adapter import genotype_json, make_training_evaluator, outcome_of
 
@@ -268,13 +269,17 @@ def test_training_adapter_translates_genotypes_and_results(nb201, darts):
     assert (bad.status, bad.val, bad.error) == ("failed", None, "NonFiniteLossError: nan")
     assert bad.extras == {"failure": "nan"}
     assert outcome_of({"status": "invalid", "error": "TrainingInputError: x"}).status == "failed"
-    with pytest.raises(UserError, match="unknown training setting"):
+    with pytest.raises(UserError, match=r"train\.learning_rate: Extra inputs are not permitted"):
         make_training_evaluator({"epochs": 1, "learning_rate": 0.1})
-    # workers rebuild the same evaluator from the spec; torch threads default to the executor's share
-    spec = training_spec({"epochs": 1, "net": {"nb201": {"C": 4, "N": 1}}}, threads_per_trial=1)
+    with pytest.raises(UserError, match=r"train\.net: 'width' is not a setting of the nb201 network"):
+        make_training_evaluator({"net": {"width": 8}}, "nb201")
+    with pytest.raises(UserError, match="space 'toy' cannot be evaluated by training"):
+        make_training_evaluator({}, "toy")
+    # workers rebuild the same evaluator from the spec; torch threads are the executor's share
+    spec = training_spec(TrainSettings(epochs=1, net={"C": 4, "N": 1}), threads_per_trial=1, space="nb201")
     rebuilt = build_evaluator(spec)
     assert rebuilt.name == "train"
-    assert rebuilt.settings()["num_threads"] == 1 and rebuilt.settings()["net"] == {"nb201": {"C": 4, "N": 1}}
+    assert rebuilt.settings()["num_threads"] == 1 and rebuilt.settings()["net"] == {"C": 4, "N": 1}
     assert build_evaluator(spec) is rebuilt  # once per process
 
 

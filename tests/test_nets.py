@@ -102,13 +102,30 @@ def test_darts_v2_matches_its_published_size():
         ("tnb101", ["none"] * 6, {"C": 5}, "even"),
         ("darts", [[("sep_conv_3x3", 0), ("sep_conv_3x3", 0)]] * 8, {}, "must differ"),
         ("darts", [[("sep_conv_3x3", 0), ("sep_conv_3x3", 2)]] * 8, {}, "input must be 0..1"),
-        ("darts", [[("sep_conv_3x3", 0), ("sep_conv_3x3", 1)]] * 8, {"width": 3}, "bad network settings"),
+        ("darts", [[("sep_conv_3x3", 0), ("sep_conv_3x3", 1)]] * 8, {"width": 3}, "'width' is not a setting"),
+        ("darts", [[("sep_conv_3x3", 0), ("sep_conv_3x3", 1)]] * 8, {"layers": "8"}, "layers must be an integer"),
         ("nasnet", ["none"] * 6, {}, "unknown space"),
     ],
 )
 def test_bad_genotypes_and_settings_raise_network_build_error(space, genotype, net, match):
     with pytest.raises(NetworkBuildError, match=match):
         build_network(space, genotype, **net)
+
+
+def test_net_params_declare_exactly_what_each_builder_takes():
+    """The declarations checked before a run (lapt.tools.net_params) are the builders' real keywords."""
+    import inspect
+
+    from lapt.tools.net_params import NET_PARAMS
+    from lapt.tools.nets import NETWORKS
+
+    assert set(NET_PARAMS) == set(NETWORKS)
+    for space, builder in NETWORKS.items():
+        sig = inspect.signature(builder.__init__).parameters
+        takes = {k: p.default for k, p in sig.items() if k not in ("self", "genotype", "num_classes", "in_channels")}
+        assert {p.name: p.default for p in NET_PARAMS[space]} == takes, space
+        for p in NET_PARAMS[space]:
+            assert p.check(p.default) == p.default  # every default is in its declared range
 
 
 def test_count_flops_leaves_the_network_untouched():

@@ -162,7 +162,7 @@ def test_not_a_store(tmp_path):
 
 
 def test_newer_schema_is_refused(store):
-    store.list()
+    store.add(make_set(), make_prov())
     with sqlite3.connect(store.path) as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(UserError, match="newer lapt"):
@@ -260,7 +260,7 @@ def test_cli_commands(tmp_path, capsys, monkeypatch):
         (["show", "0123456789ab"], "unknown principle set id '0123456789ab'"),
         (["show", "not-an-id"], "unknown principle set id 'not-an-id'"),
         (["export", "0123456789ab"], "unknown principle set id"),
-        (["import", "missing.json"], "cannot read missing.json: No such file or directory"),
+        (["import", "missing.json"], "import missing.json: no such file"),
         (["import", "bad.json"], "bad.json: not valid JSON"),
         (["import", "wrong.json"], "wrong.json: not a lapt principle export"),
     ],

@@ -255,20 +255,25 @@ def test_redactor_hides_known_values_and_anything_shaped_like_a_key():
 
 
 def test_a_second_session_appends_its_own_tree_and_keeps_the_first(tmp_path: Path):
-    """A resumed run traces into the same file: the earlier session's lines stay, even a half-written one."""
+    """A resumed run traces into the same file: the earlier session's lines stay, but not a half-written one."""
     path = tmp_path / TRACE_FILE
+    torn = b'{"id": "00000000-0000-0000-0000-0000000000ff", "na'
+    dropped = []
     for n in range(2):
         client = TraceWriter(path)
+        dropped.append(client.dropped_tail)
         root = f"00000000-0000-0000-0000-00000000000{n}"
         order = f"2025010{n + 1}T000000000000Z{root}"
         client.post({"id": root, "trace_id": root, "dotted_order": order, "name": "lapt", "run_type": "chain"})
         client.patch(root, {"end_time": "2025-01-01T00:00:01+00:00", "outputs": {"n": n}})
         client.finish()
         if n == 0:
-            with open(path, "a") as fh:  # the first session was killed while writing a line
-                fh.write('{"id": "00000000-0000-0000-0000-0000000000ff", "na')
+            with open(path, "ab") as fh:  # the first session was killed while writing a line
+                fh.write(torn)
+    assert dropped == [0, len(torn)]
+    assert torn not in path.read_bytes() and path.read_bytes().endswith(b"\n")
     trace = read_trace(path)
-    assert trace.problems == ["line 2 is not valid JSON; skipped"]
+    assert trace.problems == []
     assert [r["outputs"] for r in trace.runs] == [{"n": 0}, {"n": 1}]
     assert tree_problems(trace.runs) == [] and Counter(r.get("parent_run_id") for r in trace.runs) == {None: 2}
 

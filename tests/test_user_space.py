@@ -255,7 +255,12 @@ def test_space_without_table(tmp_path, capsys):
     space = load_user_space(path)
     assert space.table_data is None and table_for(space) is None
     assert main(["eval", str(path), "c-000", "--task", "alpha"]) == 2
-    assert "has no benchmark table" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "declares no benchmark table" in err and "add a [table] section" in err
+    assert "--evaluator train" not in err  # lapt cannot build a user space's networks
+    assert main(["eval", str(path), "c-000", "--evaluator", "train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be evaluated by training" in err[0]
     assert main(["spaces", "--file", str(path)]) == 0
     assert "table: -" in capsys.readouterr().out
 
@@ -305,7 +310,7 @@ SPACE_CASES = [
     (_edit('"3x3 conv"', '""'), "ops.conv.description: String should have at least 1 character"),
     (_edit('format = "digits"', 'format = "ops_joined"\nseparator = ""'), "needs a non-empty separator"),
     (_edit('format = "digits"', 'format = "ops_joined"\nseparator = "o"'), "separator 'o' occurs in op name"),
-    (_edit('file = "chain.csv"', 'file = "missing.csv"'), "cannot read table"),
+    (_edit('file = "chain.csv"', 'file = "missing.csv"'), "missing.csv: no such file"),
     (_edit('file = "chain.csv"', 'file = "chain.csv"\nsha256 = "' + "0" * 64 + '"'), "the table changed"),
     (_edit('file = "chain.csv"', 'file = "chain.csv"\nsha256 = "abc"'), "table.sha256: String should match"),
     (CHAIN + "[ops\n", "invalid TOML"),

@@ -44,8 +44,11 @@ def test_in_process_request_round_trips_as_json():
         ({"epochs": 0}, "epochs must be"),
         ({"lr": "fast"}, "lr must be"),
         ({"batch_size": True}, "batch_size must be"),
-        ({"net": {"width": 8}}, "net.width is not a nb201 setting"),
-        ({"net": {"C": 2.5}}, "net.C must be int"),
+        ({"net": {"width": 8}}, "net: 'width' is not a setting of the nb201 network (it takes C, N)"),
+        ({"net": {"C": 2.5}}, "net: C must be an integer in [1, 1024], got 2.5"),
+        ({"net": {"C": "8"}}, "net: C must be an integer"),
+        ({"seed": 2**32}, "seed must be an integer in [0, 2**32)"),
+        ({"space": "tnb101", "genotype": ["none"] * 6, "net": {"C": 5}}, "C must be an even integer"),
         ({"dataset": "imagenet"}, "unknown dataset"),
         ({"device": "tpu"}, "unknown device"),
     ],
@@ -62,8 +65,14 @@ def test_missing_fields_and_non_objects_are_invalid():
 
 
 def test_unbuildable_network_is_failed_not_invalid():
-    result = run_request(_request(space="tnb101", genotype=["none"] * 6, net={"C": 5}))
-    assert result["status"] == "failed" and result["failure"] == "build"
+    from lapt.tools.train.datasets import load_dataset
+    from lapt.tools.train.trainer import TrainConfig
+    from lapt.tools.train.trial import run_trial
+
+    # A trial given settings its network cannot take fails as a trial (requests are refused earlier).
+    data = load_dataset("mnist5k", max_train_images=64)
+    result = run_trial("tnb101", ["none"] * 6, data, TrainConfig(device="cpu", num_threads=1), {"C": 5})
+    assert result["status"] == "failed" and result["failure"] == "build" and "even" in result["error"]
 
 
 def _run_worker(payload: str, *flags: str) -> subprocess.CompletedProcess:

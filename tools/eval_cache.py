@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from lapt.errors import UserError
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tools.evaluation import Evaluator, Outcome
 
@@ -43,31 +46,86 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
+def _damaged(e: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is bad (as opposed to locked, read-only or out of space)."""
+    text = str(e).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
 def cache_key(space: str, arch: str, task: str, settings: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of everything that determines an evaluation's result."""
     blob = json.dumps([space, arch, task, settings], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_COLUMNS = ("key", "space", "arch", "task", "settings", "outcome", "computed", "hits", "created")
+
+
+class CorruptEvalCache(UserError):
+    """The evaluation cache file is not a readable cache: refused before anything is added to it."""
+
+
 class EvalCache:
-    """One SQLite file of evaluation outcomes; safe to share between the threads of one run."""
+    """One SQLite file of evaluation outcomes; safe to share between the threads of one run.
+
+    Opening checks the file (SQLite's ``quick_check`` and the table's columns) and refuses a damaged
+    one with :class:`CorruptEvalCache`, before a resume adds anything to the run: a cache that answered
+    wrongly would make the resumed run differ from the uninterrupted one without a trace.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # survives SIGKILL; see lapt.graph.durable.open_saver
-        self._conn.execute(_SCHEMA)
+        try:
+            self._conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as e:
+            raise self._corrupt(e) from e
+        try:
+            self._check()
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # survives SIGKILL; see lapt.graph.durable.open_saver
+            self._conn.execute(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            if isinstance(e, sqlite3.OperationalError) and not _damaged(e):
+                raise  # locked, read-only, disk full: the environment, not the file
+            raise self._corrupt(e) from e
+        except CorruptEvalCache:
+            self._conn.close()
+            raise
+
+    def _check(self) -> None:
+        """Raise CorruptEvalCache (or sqlite3.DatabaseError) unless the file is an intact cache (or empty)."""
+        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise self._corrupt(problems[0])
+        columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(evaluations)").fetchall())
+        if columns and columns != _COLUMNS:
+            raise self._corrupt(f"its evaluations table has the columns {', '.join(columns)}")
+
+    def _corrupt(self, why: object) -> CorruptEvalCache:
+        return CorruptEvalCache(
+            f"evaluation cache {self.path} is damaged ({why}); nothing was changed. Move it away to go on "
+            "without it (evaluations it held would be paid for again)"
+        )
 
     def get(self, key: str) -> Outcome | None:
         """The stored outcome for ``key`` (counting a hit), or None."""
         with self._lock:
-            row = self._conn.execute("SELECT outcome FROM evaluations WHERE key = ?", (key,)).fetchone()
+            try:
+                row = self._conn.execute("SELECT outcome FROM evaluations WHERE key = ?", (key,)).fetchone()
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError) and not _damaged(e):
+                    raise
+                raise self._corrupt(e) from e
             if row is None:
                 return None
+            try:
+                outcome = Outcome.model_validate_json(row[0])
+            except ValidationError as e:
+                raise self._corrupt(f"the outcome stored for {key[:12]} is unreadable") from e
             self._conn.execute("UPDATE evaluations SET hits = hits + 1 WHERE key = ?", (key,))
-        return Outcome.model_validate_json(row[0])
+        return outcome
 
     def put(self, key: str, space: str, arch: str, task: str, settings: dict[str, Any], outcome: Outcome) -> None:
         """Store a fresh outcome; storing a key again counts a repeated evaluation."""

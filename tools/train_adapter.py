@@ -7,13 +7,16 @@ that ``--evaluator train`` plugs into the evaluation tool and every executor.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
+from pydantic import ValidationError
+
+from lapt.config import TrainSettings, first_error
 from lapt.errors import UserError
 from lapt.schemas import Status
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tools.evaluation import Outcome
+from lapt.tools.net_params import TRAINABLE_SPACES, NetSettingError, check_net
 from lapt.tools.training_evaluator import TrainingEvaluator
 
 _EXTRA_KEYS = ("params", "flops", "peak_memory_mb", "device", "train_acc", "train_loss", "failure")
@@ -52,10 +55,41 @@ class TrainingAdapter:
         return outcome_of(self.trainer.evaluate(space.name, genotype_json(space, genotype), task))
 
 
-def make_training_evaluator(settings: dict[str, Any]) -> TrainingAdapter:
-    """Build from the run's ``train`` settings (TrainingEvaluator keyword arguments); UserError on an unknown one."""
-    known = set(inspect.signature(TrainingEvaluator).parameters)
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise UserError(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return TrainingAdapter(TrainingEvaluator(**settings))
+def check_trainable(space_name: str) -> None:
+    """Refuse (UserError) a space lapt has no network builder for: every trial of it would fail."""
+    if space_name not in TRAINABLE_SPACES:
+        raise UserError(
+            f"space {space_name!r} cannot be evaluated by training: lapt builds networks for "
+            f"{', '.join(TRAINABLE_SPACES)} only (a user space is evaluated by its [table])"
+        )
+
+
+def make_training_evaluator(
+    settings: TrainSettings | dict[str, Any], space: str | None = None, num_threads: int | None = None
+) -> TrainingAdapter:
+    """The training evaluator of a run's :class:`~lapt.config.TrainSettings` (or their JSON form).
+
+    Args:
+        settings: the run's training settings.
+        space: the name of the space it will train; its network overrides are checked against what
+            that space's builder declares (:mod:`lapt.tools.net_params`).
+        num_threads: torch CPU threads per trial (the executor's share; None: all cores).
+
+    Raises:
+        UserError: a setting out of range, a space without a network builder, or a ``net`` key or
+            value its builder does not take; before anything is trained.
+    """
+    try:
+        train = settings if isinstance(settings, TrainSettings) else TrainSettings.model_validate(settings)
+    except ValidationError as e:
+        raise UserError(first_error(e, prefix="train")) from e
+    if space is not None:
+        check_trainable(space)
+        try:
+            check_net(space, train.net)
+        except NetSettingError as e:
+            raise UserError(f"train.net: {e}") from e
+    fields = train.model_dump(exclude={"net", "in_process"})
+    return TrainingAdapter(
+        TrainingEvaluator(**fields, net=dict(train.net), num_threads=num_threads, in_process=train.in_process)
+    )

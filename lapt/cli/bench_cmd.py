@@ -12,6 +12,9 @@ from typing import Any
 from lapt.cli.common import add_llm_options, llm_settings
 from lapt.errors import UserError
 
+MAX_SEEDS = 1_000
+"""Seeds per method and pair: the paper reports 10; a thousand already means days of LLM runs."""
+
 
 def register(sub: Any) -> None:
     """Add the ``bench`` and ``report`` sub-commands."""
@@ -77,8 +80,8 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     budget = DEFAULT_BUDGET[args.space] if args.budget is None else args.budget
     if budget < 1:
         raise UserError(f"--budget must be >= 1, got {budget}")
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be in [1, {MAX_SEEDS:,}], got {args.seeds}")
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.max_ops is not None and args.max_ops < 1:
@@ -125,12 +128,13 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def bench(args: argparse.Namespace) -> int:
     """Validate everything, run every job, write the bench directory and print the summary's location."""
+    from lapt.cli.common import announce_offline
     from lapt.experiments.files import SUMMARY
     from lapt.experiments.runner import run_bench
+    from lapt.output_dirs import check_writable_dir
 
     out = _out_dir(args)
-    build_config(args, None, out)  # bad options fail here, before the reasoner notice is printed
-    llm = llm_settings(args)
+    llm = llm_settings(args, announce=False)
     config = build_config(args, llm, out)
     # Every pair's run settings are checked here, before any worker starts.
     from lapt.experiments.methods import settings_for
@@ -138,6 +142,9 @@ def bench(args: argparse.Namespace) -> int:
 
     for pair in config.pairs:
         settings_for(Job(config.methods[0], pair, config.seeds[0]), config, llm)
+    check_writable_dir(out, "--out")
+    if llm is None:
+        announce_offline()  # only now: every refusal above is one line on its own
     n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
     print(
         f"lapt bench: {config.space}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "

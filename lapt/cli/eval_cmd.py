@@ -24,19 +24,22 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Decode the arch, look it up (or train it), print the metrics."""
+    from lapt.cli.train_options import train_settings
     from lapt.errors import UserError
     from lapt.spaces import get_space
     from lapt.tools.evaluation import Outcome, TabularEvaluator
 
     space = get_space(args.space)
     genotype = space.from_str(args.arch)
+    train = train_settings(args, space)  # refuses training options given with the table evaluator
     out: Outcome
-    if args.evaluator == "train":
-        from lapt.cli.train_options import train_settings
+    if train is not None:
         from lapt.tools.train_adapter import make_training_evaluator
 
-        task = args.task or args.dataset
-        out = make_training_evaluator(train_settings(args)).evaluate(space, genotype, task)
+        if args.table:
+            raise UserError("--table names a benchmark table: it has no use with --evaluator train")
+        task = args.task or train.dataset
+        out = make_training_evaluator(train, space.name).evaluate(space, genotype, task)
     else:
         evaluator = TabularEvaluator.for_space(space, args.table)
         if not args.task:

@@ -24,19 +24,24 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Learn, refine, print, optionally save."""
+    """Learn, refine, print, optionally save: the agents alone (no evaluator, no executor, no target)."""
     from lapt.agents.prompts import load_prompts
+    from lapt.cli.common import announce_offline
     from lapt.config import space_defaults
     from lapt.errors import UserError
     from lapt.graph.assembly import build_agents, make_reasoner, source_data, source_table
     from lapt.masks import mask_summary, to_spec
-    from lapt.run_dir import atomic_write
+    from lapt.output_dirs import check_writable_dir
+    from lapt.principle_store import PrincipleStore
     from lapt.spaces import get_space
 
     llm = llm_settings(args, announce=False)
     srcs = sources(args)
     if not srcs:
         raise UserError("give at least one --source task")
+    twice = next((t for i, t in enumerate(srcs) if t in srcs[:i]), None)
+    if twice is not None:
+        raise UserError(f"--source: source task {twice!r} is given twice")
     if args.top_k < 1 or (args.max_ops is not None and args.max_ops < 1):
         raise UserError("--top-k and --max-ops must be >= 1")
     space = get_space(args.space)
@@ -45,12 +50,18 @@ def run(args: argparse.Namespace) -> int:
         table.check_task(task)
     max_ops = args.max_ops or space_defaults(space.name, space.adapt_every, space.default_max_ops)["max_ops"]
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir is not None:  # where the result goes is checked before minutes of learning
+        check_writable_dir(out_dir, "--out")
+    store = None if args.no_store else PrincipleStore(args.store)
+    if store is not None:
+        from lapt.principle_store import StoreUnavailable
+
+        try:
+            store.check_usable()
+        except StoreUnavailable as e:
+            raise StoreUnavailable(f"{e} (--no-store learns without storing)") from e
     prompts = load_prompts(Path(args.prompts) if args.prompts else None)
     if llm is None:
-        from lapt.cli.common import announce_offline
-
         announce_offline()
     reasoner = make_reasoner(llm)
     agents = build_agents(reasoner, prompts, args.top_k)
@@ -67,17 +78,30 @@ def run(args: argparse.Namespace) -> int:
     spec = to_spec(space, refined.value)
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
     print(mask_summary(space, spec))
-    if not args.no_store:
+    if store is not None:
         from lapt.graph.run import principle_provenance
-        from lapt.principle_store import PrincipleStore
 
-        store = PrincipleStore(args.store)
         kind = "llm" if llm is not None else "offline"
         provenance = principle_provenance(pset, kind, reasoner.model, space, prompts.hashes, "lapt-learn")
         print(f"\nstored in the principle library as {store.add(pset, provenance)} ({store.path})")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_dir / "principles.json", pset.model_dump_json(indent=2) + "\n")
-        atomic_write(out_dir / "mask.json", json.dumps(refined.value.model_dump(), indent=2) + "\n")
+        _save(out_dir, pset.model_dump_json(indent=2) + "\n", json.dumps(refined.value.model_dump(), indent=2) + "\n")
         print(f"\nsaved {out_dir / 'principles.json'} and {out_dir / 'mask.json'}")
     return 0
+
+
+def _save(out_dir: Path, principles: str, mask: str) -> None:
+    """Write principles.json and mask.json, each whole or not at all; EnvironmentFailure if the disk refuses."""
+    from lapt.errors import EnvironmentFailure, environment_failure
+    from lapt.run_dir import atomic_write
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "principles.json", principles)
+        atomic_write(out_dir / "mask.json", mask)
+    except OSError as e:
+        for tmp in out_dir.glob(".*.tmp"):  # what a failed atomic write leaves
+            tmp.unlink(missing_ok=True)
+        raise environment_failure(e, f"cannot write --out {out_dir}") or EnvironmentFailure(
+            f"cannot write --out {out_dir}: {e.strerror or e}"
+        ) from e

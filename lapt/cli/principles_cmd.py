@@ -103,20 +103,25 @@ def run_export(args: argparse.Namespace) -> int:
     if not args.output:
         print(text, end="")
         return 0
-    from lapt.errors import UserError
+    from lapt.errors import UserError, environment_failure
 
     target = Path(args.output)
+
+    def failed(e: OSError) -> Exception:  # the machine (exit 1) or a bad path (exit 2)
+        bad_path = UserError(f"cannot write {target}: {e.strerror or e}")
+        return environment_failure(e, f"cannot write {target}") or bad_path
+
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
-        raise UserError(f"cannot write {target}: {e.strerror or e}") from e
+        raise failed(e) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {target}: {e.strerror or e}") from e
+        raise failed(e) from e
     print(f"wrote {target}")
     return 0
 
@@ -126,14 +131,15 @@ def run_import(args: argparse.Namespace) -> int:
     import sys
 
     from lapt.errors import UserError
+    from lapt.input_files import MB, read_input
+    from lapt.principles_file import MAX_PRINCIPLES_FILE_BYTES
 
     if args.file == "-":
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_PRINCIPLES_FILE_BYTES + 1)
+        if len(data) > MAX_PRINCIPLES_FILE_BYTES:
+            raise UserError(f"stdin: more than the {MAX_PRINCIPLES_FILE_BYTES // MB} MB a principle export can be")
     else:
-        try:
-            data = Path(args.file).read_bytes()
-        except OSError as e:
-            raise UserError(f"cannot read {args.file}: {e.strerror or e}") from e
+        data = read_input(Path(args.file), "import", MAX_PRINCIPLES_FILE_BYTES)
     rid = _store(args).import_(data, origin=args.file)
     print(rid)
     return 0

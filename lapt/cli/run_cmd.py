@@ -52,16 +52,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--resume needs --run-dir (the folder of the run to continue)")
     llm = llm_settings(args, announce=False)
     values = run_values(args)
-    if args.evaluator == "train":
-        from lapt.cli.train_options import train_settings
+    from lapt.cli.train_options import train_settings
+    from lapt.spaces import get_space
 
-        values["train"] = train_settings(args)
+    values["train"] = train_settings(args, get_space(args.space))
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}
     principles = None
     if args.principles:
-        from lapt.spaces import get_space
-
         principles, transfer_report = resolve_principles(args.principles, get_space(args.space), args.store)
         for line in transfer_report:
             print(f"lapt: principles transferred: {line}", file=sys.stderr)
@@ -74,8 +72,15 @@ def run(args: argparse.Namespace) -> int:
         precheck_resume(run_dir, settings, principles, prompts.hashes)
     else:
         RunDirectory(run_dir).check_new()  # --resume on a folder without a run starts one, in an empty folder
+    from lapt.tools.executors import check_executor
+
+    check_executor(settings.executor, settings.workers)
+    if not args.no_store:
+        from lapt.principle_store import PrincipleStore
+
+        PrincipleStore(args.store).check()  # a directory or a device is bad input; unwritable only warns later
     if llm is None:
-        announce_offline()
+        announce_offline()  # only now: every refusal above is one line on its own
     result = execute(
         settings,
         space,

@@ -62,7 +62,7 @@ def _print_user_space(space: SearchSpace) -> None:
     print(f"         arch format: {fmt.format}, e.g. {example}")
     data = space.table_data
     if data is None:
-        print("         table: - (no [table] section: evaluate by training)")
+        print("         table: - (no [table] section: nothing can evaluate its architectures yet)")
         return
     coverage = "dense" if data.rows == space.size() else f"sparse, {data.rows / space.size():.1%} of the space"
     tasks = ", ".join(t + (" (+test)" if t in data.test else "") for t in space.tasks if t in data.val)

@@ -19,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import UserError
 from lapt.experiments.plan import BenchConfig, MethodName
+from lapt.input_files import MB, read_input_text
 from lapt.run_dir import atomic_write
 
+MAX_DATA_FILE_BYTES = 256 * MB
+"""A bench of a thousand seeds on every pair and method writes a few MB; far more is not a bench file."""
 RESULTS = "results.csv"
 CURVES = "curves.json"
 SUMMARY = "summary.md"
@@ -162,10 +165,16 @@ def write_results(path: Path, rows: list[dict[str, Any]], budgets: list[int]) ->
 
 def read_results(path: Path) -> list[ResultRow]:
     """Read ``results.csv`` back; UserError naming the first bad line."""
+    if not path.exists():
+        raise UserError(f"{path} not found: is this a bench directory?")
+    text = read_input_text(path, "results file", MAX_DATA_FILE_BYTES)
     try:
-        text = path.read_text()
-    except FileNotFoundError as e:
-        raise UserError(f"{path} not found: is this a bench directory?") from e
+        return _parse_results(path, text)
+    except csv.Error as e:  # a NUL byte, an unterminated quote: not a CSV lapt wrote
+        raise UserError(f"{path}: not a results table ({e})") from e
+
+
+def _parse_results(path: Path, text: str) -> list[ResultRow]:
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     missing = [c for c in COLUMNS if c not in header]
@@ -197,10 +206,10 @@ def write_curves(path: Path, curves: CurvesFile) -> None:
 
 def read_curves(path: Path) -> CurvesFile:
     """Read ``curves.json`` back; UserError on a missing or invalid file."""
+    if not path.exists():
+        raise UserError(f"{path} not found: is this a bench directory?")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise UserError(f"{path} not found: is this a bench directory?") from e
+        data = json.loads(read_input_text(path, "curves file", MAX_DATA_FILE_BYTES))
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON: {e}") from e
     try:

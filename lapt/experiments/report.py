@@ -11,10 +11,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lapt.errors import UserError
+from lapt.errors import UserError, environment_failure
 from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
 from lapt.experiments.plan import LABELS
 from lapt.metrics import mean_std
+from lapt.output_dirs import check_writable_dir
 from lapt.run_dir import atomic_write
 
 
@@ -186,6 +187,15 @@ def write_report(bench_dir: Path) -> None:
         raise UserError(f"{bench_dir} is not a directory")
     rows = read_results(bench_dir / RESULTS)
     curves = read_curves(bench_dir / CURVES)
-    atomic_write(bench_dir / SUMMARY, summary_markdown(rows, curves))
-    plot_curves(curves, bench_dir)
-    plot_masks(curves, bench_dir)
+    check_writable_dir(bench_dir, "lapt report")
+    try:
+        atomic_write(bench_dir / SUMMARY, summary_markdown(rows, curves))
+        plot_curves(curves, bench_dir)
+        plot_masks(curves, bench_dir)
+    except OSError as e:
+        for tmp in bench_dir.glob(".*.tmp"):  # a write cut short leaves its temporary file
+            tmp.unlink(missing_ok=True)
+        failure = environment_failure(e, f"cannot write the report in {bench_dir}")
+        if failure is None:
+            raise
+        raise failure from e

@@ -55,9 +55,9 @@ def _space_file(name: str) -> Path | None:
         path = Path(name).expanduser()
     else:
         return None
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"space file {str(path)!r} not found")
-    return path.resolve()
+    return path.resolve()  # anything but a regular file is refused when it is read
 
 
 __all__ = [

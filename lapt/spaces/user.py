@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input
 from lapt.spaces.base import Genotype, LayerSpec
 from lapt.spaces.cell import CellSpace
 from lapt.spaces.user_table import TableData, read_table_csv
@@ -35,6 +36,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _EDGE = re.compile(r"^\s*(\d+)\s*->\s*(\d+)\s*$")
 _RESERVED_LAYER_NAMES = ("rationale",)  # a field of every mask model
+MAX_SPACE_FILE_BYTES = 1 * MB
+"""A space file lists ops and layers with one-line descriptions: kilobytes. A megabyte is a mistake."""
 _Fail = Callable[[str], UserError]
 
 
@@ -317,12 +320,10 @@ def load_user_space(path: str | Path) -> UserSpace:
     """
     path = Path(path)
     file = path.name
+    raw = read_input(path, "space file", MAX_SPACE_FILE_BYTES)
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read space file {path}: {e.strerror or e}") from e
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML forbids
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
         raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except tomllib.TOMLDecodeError as e:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lapt.errors import UserError
+from lapt.input_files import MB, read_input
 from lapt.spaces.base import Genotype
 from lapt.spaces.cell import CellSpace
 from lapt.tables import BenchmarkTable, Metrics
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 MAX_TABLE_ARCHS = 2_000_000
 """Largest space a table may describe: dense columns of this length cost 16 MB per task and split."""
+MAX_TABLE_BYTES = 512 * MB
+"""Largest table file read: a row of every one of MAX_TABLE_ARCHS architectures at 256 bytes each."""
 
 
 class ArchNotInTable(UserError):
@@ -83,10 +86,7 @@ def read_table_csv(
             row, architecture or value (the message gives the line number).
     """
     file = path.name
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"{declared_in}: cannot read table {path}: {e.strerror or e}") from e
+    raw = read_input(path, f"{declared_in}: table", MAX_TABLE_BYTES)
     sha = hashlib.sha256(raw).hexdigest()
     if expected_sha256 is not None and sha != expected_sha256:
         raise UserError(

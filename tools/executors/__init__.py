@@ -12,8 +12,9 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from lapt.config import RunSettings
+from lapt.config import RunSettings, TrainSettings
 from lapt.errors import UserError
+from lapt.spaces import get_space
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors.base import Executor, available_cores
 from lapt.tools.executors.evaluator import ExecutorEvaluator
@@ -30,6 +31,7 @@ __all__ = [
     "ExecutorEvaluator",
     "Job",
     "build_evaluator",
+    "check_executor",
     "make_evaluation",
     "make_executor",
     "run_job",
@@ -37,22 +39,40 @@ __all__ = [
 ]
 
 
-def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
-                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
-    """The executor called ``name``; UserError for a bad combination.
+def check_executor(name: str, workers: int | None = None) -> None:
+    """Refuse (UserError) what :func:`make_executor` would refuse, without starting anything.
 
-    ``threads`` and ``processes`` default to one worker per core and refuse more workers than cores
-    (workers x torch threads must stay within the cores, or training slows many times over).
+    ``threads`` and ``processes`` refuse more workers than cores (workers x torch threads must stay
+    within the cores, or training slows many times over); ``ray`` needs the optional extra.
     """
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+    if name in ("threads", "processes"):
+        cores = available_cores()
+        if (workers or cores) > cores:
+            raise UserError(
+                f"--workers {workers} exceeds the {cores} cores of this machine (use --executor ray for more)"
+            )
+    if name == "ray":
+        from lapt.tools.executors.ray_cluster import INSTALL_HINT, ray_installed
+
+        if not ray_installed():
+            raise UserError(INSTALL_HINT)
+
+
+def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
+                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
+    """The executor called ``name``; UserError for a bad combination (see :func:`check_executor`).
+
+    ``threads`` and ``processes`` default to one worker per core.
+    """
+    check_executor(name, workers)
     if name == "local":
         return LocalExecutor()
     if name in ("threads", "processes"):
-        cores = available_cores()
-        n = workers or cores
-        if n > cores:
-            raise UserError(f"--workers {n} exceeds the {cores} cores of this machine (use --executor ray for more)")
+        n = workers or available_cores()
         return ThreadExecutor(n) if name == "threads" else ProcessExecutor(n)
     if name == "ray":
         from lapt.tools.executors.ray_cluster import RayExecutor
@@ -61,12 +81,12 @@ def make_executor(name: str = "local", workers: int | None = None, ray_address: 
     raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
 
 
-def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpec:
-    """The training evaluator's spec; its torch threads default to the executor's per-trial share."""
-    settings = dict(train)
-    if settings.get("num_threads") is None:
-        settings["num_threads"] = threads_per_trial
-    return EvaluatorSpec("lapt.tools.train_adapter:make_training_evaluator", {"settings": settings})
+def training_spec(train: TrainSettings, threads_per_trial: int, space: str | None = None) -> EvaluatorSpec:
+    """The training evaluator's spec (JSON settings); its torch threads are the executor's per-trial share."""
+    return EvaluatorSpec(
+        "lapt.tools.train_adapter:make_training_evaluator",
+        {"settings": train.model_dump(mode="json"), "space": space, "num_threads": threads_per_trial},
+    )
 
 
 def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
@@ -90,7 +110,8 @@ def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -
             if settings.evaluator == "table":
                 job_evaluator = table_spec(settings.space, settings.table)
             else:
-                job_evaluator = training_spec(settings.train or {}, executor.threads_per_trial)
+                space = get_space(settings.space).name
+                job_evaluator = training_spec(settings.train or TrainSettings(), executor.threads_per_trial, space)
             inner = build_evaluator(job_evaluator)
     except BaseException:
         executor.close()

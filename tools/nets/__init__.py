@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from lapt.tools.net_params import NET_PARAMS, NetSettingError, check_net
 from lapt.tools.nets.cost import count_flops, count_params
 from lapt.tools.nets.darts import DARTS_OPS, DARTS_V2, DartsNetwork, check_darts_genotype
 from lapt.tools.nets.nb201 import NB201_OPS, NB201Network
@@ -32,8 +33,9 @@ def build_network(space: str, genotype: Any, num_classes: int = 10, in_channels:
         genotype: op names (nb201/tnb101) or 8 ``[[op, input], [op, input]]`` layers (darts).
         num_classes: classifier outputs.
         in_channels: image channels.
-        **net: size overrides of that space's network (nb201: C, N; tnb101: C, macro_code,
-            cells_per_stage; darts: C, layers, auxiliary, drop_path_prob).
+        **net: size overrides of that space's network, as :data:`lapt.tools.net_params.NET_PARAMS`
+            declares them (nb201: C, N; tnb101: C, macro_code, cells_per_stage; darts: C, layers,
+            auxiliary, drop_path_prob).
 
     Raises:
         NetworkBuildError: unknown space, bad genotype, or settings the network cannot take.
@@ -41,9 +43,10 @@ def build_network(space: str, genotype: Any, num_classes: int = 10, in_channels:
     if space not in NETWORKS:
         raise NetworkBuildError(f"unknown space {space!r} (known: {', '.join(NETWORKS)})")
     try:
-        return NETWORKS[space](genotype, num_classes=num_classes, in_channels=in_channels, **net)
-    except TypeError as exc:  # an unknown keyword in ``net``: name it as a build problem
-        raise NetworkBuildError(f"{space}: bad network settings {sorted(net)}: {exc}") from exc
+        checked = check_net(space, net)
+    except NetSettingError as exc:
+        raise NetworkBuildError(f"{space}: {exc}") from exc
+    return NETWORKS[space](genotype, num_classes=num_classes, in_channels=in_channels, **checked)
 
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "DARTS_V2",
     "NB201_OPS",
     "NETWORKS",
+    "NET_PARAMS",
     "SPACE_OPS",
     "TNB101_OPS",
     "DartsNetwork",

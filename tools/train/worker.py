@@ -3,9 +3,10 @@
     python -m lapt.tools.train.worker < request.json > result.json
 
 Runs on bare GPU machines, so it needs only torch, NumPy and the standard library: it imports nothing
-from lapt outside ``lapt.tools.nets`` and ``lapt.tools.train`` (no pydantic, no LangChain), and checks
-the request with plain code. The result's ``status`` is ``"ok"``, ``"failed"`` (the trial could not be
-trained: NaN loss, out of memory, unbuildable network) or ``"invalid"`` (the request itself is wrong).
+from lapt outside ``lapt.tools.nets``, ``lapt.tools.net_params`` and ``lapt.tools.train`` (no pydantic,
+no LangChain), and checks the request with plain code. The result's ``status`` is ``"ok"``, ``"failed"``
+(the trial could not be trained: NaN loss, out of memory, unbuildable network) or ``"invalid"`` (the
+request itself is wrong).
 The process exits 0 whenever it wrote a result; a non-zero exit means the worker itself crashed.
 
 Request fields (defaults in :data:`DEFAULTS`)::
@@ -23,6 +24,7 @@ import math
 import sys
 from typing import Any
 
+from lapt.tools.net_params import TRAINABLE_SPACES, NetSettingError, check_net
 from lapt.tools.nets import SPACE_OPS, NetworkBuildError, check_darts_genotype
 from lapt.tools.nets.nb201 import check_cell_genotype
 from lapt.tools.train.datasets import load_dataset
@@ -47,11 +49,6 @@ DEFAULTS: dict[str, Any] = {
     "task": None,
 }
 REQUIRED = ("space", "genotype")
-NET_KEYS: dict[str, dict[str, type]] = {
-    "nb201": {"C": int, "N": int},
-    "tnb101": {"C": int, "macro_code": str, "cells_per_stage": int},
-    "darts": {"C": int, "layers": int, "auxiliary": bool, "drop_path_prob": float},
-}
 
 
 def _is_int(value: Any) -> bool:
@@ -63,20 +60,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_net(space: str, net: Any) -> dict[str, Any]:
+    """The network overrides, checked against what the space's builder declares (lapt.tools.net_params)."""
     if not isinstance(net, dict):
         raise TrainingInputError(f"net must be an object, got {type(net).__name__}")
-    allowed = NET_KEYS[space]
-    for key, value in net.items():
-        if key not in allowed:
-            raise TrainingInputError(f"net.{key} is not a {space} setting (allowed: {', '.join(allowed)})")
-        kind = allowed[key]
-        ok = (_is_int(value) if kind is int else _is_number(value) if kind is float
-              else isinstance(value, kind))
-        if not ok:
-            raise TrainingInputError(f"net.{key} must be {kind.__name__}, got {value!r}")
-        if kind is int and value < 1:
-            raise TrainingInputError(f"net.{key} must be >= 1, got {value}")
-    return dict(net)
+    try:
+        return check_net(space, net)
+    except NetSettingError as exc:
+        raise TrainingInputError(f"net: {exc}") from exc
 
 
 def _check_genotype(space: str, genotype: Any) -> Any:
@@ -101,8 +91,8 @@ def validate_request(request: Any) -> dict[str, Any]:
     if missing:
         raise TrainingInputError(f"missing request field(s): {', '.join(missing)}")
     req = {**DEFAULTS, **request}
-    if req["space"] not in NET_KEYS:
-        raise TrainingInputError(f"unknown space {req['space']!r} (known: {', '.join(NET_KEYS)})")
+    if req["space"] not in TRAINABLE_SPACES:
+        raise TrainingInputError(f"unknown space {req['space']!r} (known: {', '.join(TRAINABLE_SPACES)})")
     checks: list[tuple[str, bool, str]] = [
         ("dataset", isinstance(req["dataset"], str), "a string"),
         ("data_dir", req["data_dir"] is None or isinstance(req["data_dir"], str), "null or a path"),
@@ -112,7 +102,7 @@ def validate_request(request: Any) -> dict[str, Any]:
         ("weight_decay", _is_number(req["weight_decay"]) and req["weight_decay"] >= 0, "a number >= 0"),
         ("label_smoothing", _is_number(req["label_smoothing"]) and 0 <= req["label_smoothing"] < 1,
          "a number in [0, 1)"),
-        ("seed", _is_int(req["seed"]) and req["seed"] >= 0, "an integer >= 0"),
+        ("seed", _is_int(req["seed"]) and 0 <= req["seed"] < 2**32, "an integer in [0, 2**32)"),  # NumPy's limit
         ("device", isinstance(req["device"], str), "auto, cpu, cuda or cuda:N"),
         ("num_threads", req["num_threads"] is None or (_is_int(req["num_threads"]) and req["num_threads"] >= 1),
          "null or an integer >= 1"),
