@@ -184,6 +184,15 @@ class RunSettings(BaseModel):
             raise ValueError("training settings are given but the evaluator is the table: use --evaluator train")
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray-address is given but the executor is {self.executor!r}: add --executor ray")
+        for name in ("cpus_per_trial", "gpus_per_trial"):
+            if name in self.model_fields_set and self.executor != "ray":
+                option = "--" + name.replace("_", "-")
+                raise ValueError(f"{option} is given but the executor is {self.executor!r}: add --executor ray")
+        if self.workers is not None and self.executor == "local":
+            raise ValueError(
+                "--workers is given but the local executor runs one evaluation at a time: "
+                "add --executor threads, processes or ray"
+            )
         return self
 
     def resolved(self, defaults: dict[str, Any]) -> RunSettings:

@@ -166,3 +166,28 @@ def test_budget_and_run_settings_round_trip_through_the_recorder(tmp_path):
     assert result.decisions == lines(run / "decisions.jsonl")
     assert [m["version"] for m in result.masks] == list(range(len(list((run / "masks").iterdir()))))
     assert {t.mask_version for t in result.trials} <= {m["version"] for m in result.masks}
+
+
+DISK_FULL = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from lapt.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_to_the_uninterrupted_result(tmp_path, ref):
+    run = tmp_path / "r"
+    args = ["run", *RUN, "--seed", "3", "--run-dir", str(run), "--no-store"]
+    out = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(200_000), *args], capture_output=True, text=True, timeout=120
+    )
+    err = [line for line in out.stderr.splitlines() if line.startswith("lapt: ")]
+    assert out.returncode == 1, out.stderr
+    assert err[-1].startswith("lapt: error: ") and "Traceback" not in out.stderr, out.stderr
+    assert len([line for line in err if line.startswith("lapt: error")]) == 1
+    assert not (run / "summary.json").exists()
+    done = cli("resume", str(run), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(run, ref)

@@ -52,8 +52,8 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
             "--workers", type=int, metavar="N", help="parallel evaluations (<= cores); for ray: CPUs of the local Ray"
         )
         p.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to use (default: start one on 127.0.0.1)")
-        p.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N", help="Ray CPUs per evaluation")
-        p.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N", help="Ray GPUs per evaluation")
+        p.add_argument("--cpus-per-trial", type=float, metavar="N", help="Ray CPUs per evaluation (default 1)")
+        p.add_argument("--gpus-per-trial", type=float, metavar="N", help="Ray GPUs per evaluation (default 0)")
         p.add_argument("--table", help="benchmark table (e.g. nb201-12epoch for low fidelity)")
         p.add_argument("--allow-same-task", action="store_true", help="allow source == target (leaks target data)")
         p.add_argument(
@@ -133,8 +133,8 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
         "executor": args.executor,
         "workers": args.workers,
         "ray_address": args.ray_address,
-        "cpus_per_trial": args.cpus_per_trial,
-        "gpus_per_trial": args.gpus_per_trial,
+        **({"cpus_per_trial": args.cpus_per_trial} if args.cpus_per_trial is not None else {}),
+        **({"gpus_per_trial": args.gpus_per_trial} if args.gpus_per_trial is not None else {}),
         "table": args.table,
         "allow_same_task": args.allow_same_task,
         "prompts_dir": args.prompts,
