@@ -7,12 +7,12 @@ the start) is kept and the reason is recorded as a decision.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
+from lapt.agents.adapter import AdaptInput, TargetRow
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext, context_of
 from lapt.graph.evaluation_node import TOOL_NAME
@@ -30,6 +30,8 @@ def _decision(agent: str, outcome: AgentOutcome[Any] | None, **extra: Any) -> di
         entry |= {
             "ok": outcome.value is not None,
             "error": reply.error if outcome.value is None else None,
+            "failure": reply.failure if outcome.value is None else None,
+            "extraction": reply.extraction,
             "saw_tasks": outcome.saw_tasks,
             "llm_calls": reply.calls,
             "input_tokens": reply.input_tokens,
@@ -99,14 +101,13 @@ def refine_space(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, An
         pset = PrincipleSet.model_validate(principles[-1])
         branch = state.get("branch")
         context = "Initial refinement from the transferred principles."
+        avoid: list[dict[str, Any]] = []
         if branch == "stalled" and previous is not None:
-            context = (
-                f"The previous refined space {json.dumps(previous)} stopped yielding better architectures: "
-                "propose other ops where the principles allow."
-            )
+            context = "The search stalled in the regions tried so far; the principles were revised to point elsewhere."
+            avoid = [m["mask"] for m in masks]
         elif branch == "improved":
             context = "The principles were just updated with results from the target task."
-        outcome = ctx.refiner(ctx.space, pset, s.max_ops, s.target, context)
+        outcome = ctx.refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid)
     if outcome is not None and outcome.value is not None:
         mask = outcome.value
         source, note = "refiner", ""
@@ -235,10 +236,24 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx.on_event("decision", decision)
         return update | {"decisions": [decision]}
     ok = sorted((t for t in trials if t.fitness is not None), key=lambda t: -(t.fitness or 0.0))
-    top = [(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.val or 0.0)) for t in ok[: s.top_target]]
-    original = PrincipleSet.model_validate(principles[0])
-    current = PrincipleSet.model_validate(principles[-1])
-    outcome = ctx.adapter(branch, ctx.space, original, current, s.target, top, state["masks"][-1]["mask"])
+    round_ = state.get("round", 0)
+    top = [
+        TargetRow(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.val or 0.0), t.round == round_)
+        for t in ok[: s.top_target]
+    ]
+    masks = state["masks"]
+    outcome = ctx.adapter(
+        AdaptInput(
+            branch=branch,
+            space=ctx.space,
+            original=PrincipleSet.model_validate(principles[0]),
+            current=PrincipleSet.model_validate(principles[-1]),
+            target_task=s.target,
+            current_mask=masks[-1]["mask"],
+            top_target=top,
+            tried_regions=[m["mask"] for m in masks[:-1]],
+        )
+    )
     if outcome.value is not None:
         update["principles"] = [*principles, outcome.value.model_dump()]
         ctx.on_event("principles", outcome.value.model_dump())
