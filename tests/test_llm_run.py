@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fake_openai import CHAOS_FAULTS, FakeOpenAI
 
+from lapt.agents import compact
 from lapt.agents.llm import LLMSettings
 from lapt.llm_cache import ResponseCache
 from lapt.masks import full_mask, mask_model
@@ -115,8 +116,8 @@ def test_llm_run_completes_and_the_learner_sees_only_the_source(fake, nb201, tmp
     top_target = np.argsort(-np.nan_to_num(target, nan=-np.inf))[:50]
     top_source = np.argsort(-np.nan_to_num(source, nan=-np.inf))[:50]
     assert "cifar100" not in learn.text
-    assert all(f"{source[i]:.4f}" in learn.text for i in top_source)  # the format the prompt uses...
-    assert not any(f"{target[i]:.4f}" in learn.text for i in top_target)  # ...and no target value in it
+    assert all(f" {compact.value(source[i])}\n" in learn.text for i in top_source)  # the prompt's format...
+    assert not any(compact.value(target[i]) in learn.text for i in top_target)  # ...and no target value in it
     assert decisions[0]["saw_tasks"] == ["cifar10"]
     # The adapter does see the target (that is its job), and says so.
     assert any("cifar100" in r.text for r in fake.chat_requests()[2:])
