@@ -53,6 +53,7 @@ import re
 import sys
 import time
 import urllib.parse
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,9 @@ REPAIR = (
     "every required key, no other key."
 )
 _UNSET: Any = object()
+# langchain-openai warns on stderr when a server refuses structured output; lapt handles the refusal
+# itself (next method, or no strict), so the advice to change method would only mislead.
+_LANGCHAIN_ADVICE = ("Invalid schema for OpenAI's structured output", "This model does not support OpenAI's structured")
 
 
 class LLMConfigError(UserError):
@@ -518,7 +522,10 @@ class LLMReasoner:
                 n = attempt.retry_state.attempt_number
                 config = {"run_name": f"{method}_attempt_{n}", "tags": [method]}
                 try:
-                    msg = runnable.invoke(messages, config=config, **call_kwargs)
+                    with warnings.catch_warnings():
+                        for advice in _LANGCHAIN_ADVICE:
+                            warnings.filterwarnings("ignore", message=advice, category=UserWarning)
+                        msg = runnable.invoke(messages, config=config, **call_kwargs)
                 except Exception as exc:  # recorded, then re-raised for tenacity or the caller to classify
                     attempts.append(f"{method} attempt {n}{label}: {self._describe_exc(exc)}")
                     raise

@@ -43,12 +43,15 @@ _GRAMMAR_REFUSALS = (
     "guidance",
     "llguidance",
     "xgrammar",
-    # llama.cpp server
+    # llama.cpp server (answers some of these with 500)
     "json schema conversion failed",
+    "tools param requires --jinja",
     "json-schema-to-grammar",
     "unable to generate parser",
     "error parsing grammar",
     "unrecognized schema",
+    # Ollama, for a model without tool support
+    "does not support tools",
     # OpenAI (and proxies speaking its dialect) on a schema its strict mode cannot take
     "invalid schema for response_format",
     "invalid schema for function",
@@ -59,8 +62,6 @@ _METHOD_REFUSALS: dict[str, tuple[str, ...]] = {
     "json_schema": ("response_format", "response format", "json_schema", "structured output", "guided"),
     "json_mode": ("response_format", "response format", "json_object", "json mode", "must be 'json_schema'"),
     "function_calling": (
-        "does not support tools",  # Ollama
-        "tools param requires --jinja",  # llama.cpp
         "tool_choice",
         "tool choice",
         "tool call",
