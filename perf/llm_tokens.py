@@ -157,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in res["rows"]:
             by_type[r["type"]].append(r)
         print(f"\n{res['scenario']}: {len(res['rows'])} requests, agents ok {res['decisions_ok']}/{res['decisions']}")
-        print(f"  {'call type':<22}{'calls':>6}{'messages':>10}{'schema':>8}{'request':>9}{'max req':>9}"
-              f"{'answer':>8}{'max ans':>9}{'min cap':>9}")
+        print(
+            f"  {'call type':<22}{'calls':>6}{'messages':>10}{'schema':>8}{'request':>9}{'max req':>9}"
+            f"{'answer':>8}{'max ans':>9}{'min cap':>9}"
+        )
         for kind in ("learn", "refine", "adapt_improved", "adapt_stalled"):
             for name in (kind, f"{kind}+repair"):
                 rs = by_type.get(name)

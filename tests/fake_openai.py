@@ -105,7 +105,10 @@ PRINCIPLES = {
 REFUSALS: dict[str, tuple[int, dict[str, Any]]] = {
     "generic_json_schema": (
         400,
-        {"message": "response_format type 'json_schema' is not supported, use 'json_object'", "type": "invalid_request_error"},
+        {
+            "message": "response_format type 'json_schema' is not supported, use 'json_object'",
+            "type": "invalid_request_error",
+        },
     ),
     "generic_response_format": (
         400,
@@ -135,7 +138,7 @@ REFUSALS: dict[str, tuple[int, dict[str, Any]]] = {
         500,
         {
             "code": 500,
-            "message": "JSON schema conversion failed:\nUnrecognized schema: {\"maxItems\":2}",
+            "message": 'JSON schema conversion failed:\nUnrecognized schema: {"maxItems":2}',
             "type": "server_error",
         },
     ),
@@ -325,7 +328,7 @@ def styled(content: str, style: str) -> tuple[str, str | None]:
     if style == "fence_plain":
         return f"```\n{content}\n```", None
     if style == "think_braces":
-        return f"<think>\n{thinking}\nDraft: {{\"principles\": []}} is empty, no.\n</think>\n\n{content}", None
+        return f'<think>\n{thinking}\nDraft: {{"principles": []}} is empty, no.\n</think>\n\n{content}', None
     if style == "thinking_tag":
         return f"<thinking>{thinking}</thinking>\n{content}\nDone.", None
     if style == "orphan_think":
@@ -335,7 +338,7 @@ def styled(content: str, style: str) -> tuple[str, str | None]:
     if style == "reasoning_only":
         return "", f"{thinking}\nFinal answer:\n{content}"
     if style == "prose_braces_after":
-        return f"{content}\nNote: I kept {{edge_0_1}} and {{\"ops\": \"as before\"}} unchanged.", None
+        return f'{content}\nNote: I kept {{edge_0_1}} and {{"ops": "as before"}} unchanged.', None
     if style == "prose_braces_before":
         return f"Using the template {{analysis, principles}} you gave, my answer is: {content}", None
     if style == "wrapped":
