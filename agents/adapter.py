@@ -58,6 +58,21 @@ class AdaptInput:
     def rows(self) -> list[TargetRow]:
         return [TargetRow(*row) for row in self.top_target]
 
+    def brief(self) -> dict[str, Any]:
+        """A short JSON view for traces: what the adapter was asked, without repeating whole sets."""
+        rows = self.rows()
+        return {
+            "branch": self.branch,
+            "space": self.space.name,
+            "target_task": self.target_task,
+            "original": {"version": self.original.version, "principles": len(self.original.principles)},
+            "current": {"version": self.current.version, "principles": len(self.current.principles)},
+            "current_mask": dict(self.current_mask),
+            "top_target": [{"arch": dict(r.arch), "val": r.val, "new": r.new} for r in rows],
+            "tried_regions": len(self.tried_regions),
+            "evidence": self.evidence is not None,
+        }
+
 
 Adapter = Callable[[AdaptInput], AgentOutcome[PrincipleSet]]
 

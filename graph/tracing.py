@@ -58,6 +58,7 @@ from langchain_core.runnables.config import (
 from langchain_core.tracers.langchain import LangChainTracer
 from langchain_core.utils.uuid import uuid7
 
+from lapt.agents.adapter import AdaptInput
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
@@ -408,6 +409,8 @@ def _brief(value: Any) -> Any:
     """An agent argument as a trace input: spaces by name, principle sets by version, sources by task."""
     if isinstance(value, SearchSpace):
         return value.name
+    if isinstance(value, AdaptInput):
+        return value.brief()
     if isinstance(value, PrincipleSet):
         return {"version": value.version, "source": value.source, "principles": len(value.principles)}
     if isinstance(value, (list, tuple)) and value and all(hasattr(v, "task") for v in value):

@@ -19,10 +19,11 @@ Refusals (``refuse``) model what servers do not support, each with the server's 
 ``"json_mode_only"`` refuses ``json_schema``, ``"tools_only"`` refuses any ``response_format``.
 
 The smart answer inspects the request: a schema with ``principles`` (from ``response_format``, the tool's
-parameters, or the schema the prompt quotes for JSON mode and text) gets a fixed valid principle list; a
+parameters, or the schema the prompt quotes for JSON mode and text) gets a fixed valid principle list
+with one more principle per layer of the schema's layer enum (a complete set for the adapter); a
 mask schema gets a valid mask built from its layer names, op enums and ``maxItems``, a different one for
 each region the prompt lists as already tried. ``answer`` replaces the smart answer (the token benchmark
-replays the offline miner's answers with it).
+answers each request with the offline miner's answer to it).
 """
 
 from __future__ import annotations
@@ -317,7 +318,24 @@ def smart_answer(body: dict[str, Any]) -> dict[str, Any]:
         if schema is None:
             raise ValueError("a mask request without a schema")
         return valid_mask(schema, _tried_regions(body))
-    return json.loads(json.dumps(PRINCIPLES))
+    answer = json.loads(json.dumps(PRINCIPLES))
+    for layer in principle_layers(request_schema(body) or {}):  # one principle per layer: a complete set
+        answer["principles"].append(
+            {"statement": f"Keep {layer} as the best cells have it.", "evidence": "", "confidence": 0.6, "layer": layer}
+        )
+    return answer
+
+
+def principle_layers(schema: dict[str, Any]) -> list[str]:
+    """The layer names a principle schema allows (its ``layer`` enum), in order."""
+    for node in [schema, *(schema.get("$defs") or {}).values()]:
+        layer = (node.get("properties") or {}).get("layer")
+        if isinstance(layer, dict):
+            for option in layer.get("anyOf", [layer]):
+                option = _resolve(schema, option)
+                if "enum" in option:
+                    return [str(v) for v in option["enum"]]
+    return []
 
 
 def styled(content: str, style: str) -> tuple[str, str | None]:
