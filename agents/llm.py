@@ -9,15 +9,28 @@ fault                                                       handling
 429 (``Retry-After``/``retry-after-ms`` honoured), 408,     retried with tenacity under an explicit per-call
 409, 425, 5xx, timeout, connection reset, truncated body,   timeout (exponential backoff with jitter, capped
 non-JSON or choice-less 200 body                            by ``backoff_max_s``); after ``max_attempts``:
-                                                            ``reply.error``, the graph falls back
-400/422 naming the structured-output feature just tried     next method: ``json_schema`` -> ``json_mode`` ->
-                                                            tool calling -> JSON extracted from plain text
-answer that is not JSON, fails the schema, or was cut at    the validation error is sent back to the model,
-the length limit                                            at most ``max_repairs`` times; then
+                                                            ``reply.error`` and ``reply.failure``
+a refusal of a structured-output feature (vLLM xgrammar /   next method: ``json_schema`` -> ``json_mode`` ->
+outlines / guidance, llama.cpp, Ollama, LM Studio, OpenAI   tool calling -> JSON read from plain text; a
+strict schemas; see :mod:`lapt.agents.llm_servers`)         refusal of ``strict`` alone: the same method
+                                                            without it
+a refusal of ``temperature`` (o1/o3/o4-mini) or of the      the call again without it (remembered); if the
+answer cap lapt added                                       user set it with ``--llm-option``:
+                                                            :class:`LLMConfigError`
+answer with reasoning, fences or prose around the JSON      the first JSON object that validates
+                                                            (:mod:`lapt.agents.llm_answers`); where it was
+                                                            found is ``reply.extraction``
+answer that is not JSON, fails the schema or the agent's    the validation error is quoted back to the
+check, or was cut at the length limit                       model, at most ``max_repairs`` times; then
                                                             ``reply.error``
 401, 403, 404, endpoint unreachable before any success      :class:`LLMConfigError` (the CLI: one line,
                                                             exit status 2)
 ==========================================================  =============================================
+
+Requests: strict structured output where the schema allows it (all of lapt's do, see
+:mod:`lapt.llm_schema`); ``temperature`` 0 unless ``--llm-option`` says otherwise; an answer cap that
+keeps request and answer inside a 4,096-token context (Ollama's default) unless ``max_tokens`` is set;
+the JSON schema is written into the prompt only for the methods that do not carry it (JSON mode, text).
 
 ``ChatOpenAI`` runs with ``max_retries=0`` so that every HTTP attempt is ours to count, and with an httpx
 response hook that rejects 200 answers that are not chat completions (an HTML page from a proxy, a
@@ -25,19 +38,24 @@ truncated or choice-less body): without it they surface as ``AttributeError`` de
 
 With a :class:`~lapt.llm_cache.ResponseCache`, answers are looked up by the exact request before any
 HTTP call; a hit counts in ``reply.cached_calls``, not ``reply.calls``. Secrets never reach an error
-message or an attempt line: the API key (and anything shaped like ``sk-...``) is redacted.
+message or an attempt line: the API key, the password of the base URL (and anything shaped like
+``sk-...``) are redacted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
+import math
 import re
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import urllib.parse
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import langsmith
@@ -46,24 +64,45 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from lapt.agents.reasoner import AgentReply, AgentRequest
+from lapt.agents.llm_answers import AnswerRejected, extract
+from lapt.agents.llm_servers import classify_refusal, server_message, too_long
+from lapt.agents.reasoner import AgentReply, AgentRequest, FailureKind, checked
+from lapt.config import LLMConfig
 from lapt.errors import UserError
 from lapt.llm_cache import CachedAnswer, ResponseCache, request_key
-from lapt.redaction import redact
+from lapt.llm_schema import llm_json_schema, llm_json_schema_text, strict_problems
+from lapt.redaction import redact, redact_url, register_secret
 
 METHODS = ("json_schema", "json_mode", "function_calling", "text")
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
-# Words that show a 400/422 is about the structured-output feature just tried, not about the request.
-_FEATURE_WORDS = {
-    "json_schema": ("response_format", "response format", "json_schema", "structured output", "guided"),
-    "json_mode": ("response_format", "response format", "json_object", "json mode"),
-    "function_calling": ("tool", "function"),
-    "text": (),
-}
+DEFAULT_TEMPERATURE = 0.0
+CONTEXT_TOKENS = 4096  # request + answer must fit this (Ollama's default context) unless max_tokens is set
+MIN_ANSWER_TOKENS = 256
+_CHARS_PER_TOKEN = 2.5  # over-counts tokens on purpose: lapt's prompts run 2.9-3.4 chars per o200k token
+_CHAT_FIELDS = ("temperature", "top_p", "seed", "reasoning_effort", "frequency_penalty", "presence_penalty")
+_WIRE_NAMES = {"max_tokens": "max_completion_tokens"}  # option -> request field (ChatOpenAI renames it)
+SCHEMA_HINT = "\n\nReply with one JSON object that follows this JSON schema:\n"
+REPAIR = (
+    "Your answer is not valid: {problem}\n"
+    "Reply again with the complete JSON object, fixing these problems: only the allowed layer and op names, "
+    "every required key, no other key."
+)
+_UNSET: Any = object()
+# langchain-openai warns on stderr when a server refuses structured output; lapt handles the refusal
+# itself (next method, or no strict), so the advice to change method would only mislead.
+_LANGCHAIN_ADVICE = ("Invalid schema for OpenAI's structured output", "This model does not support OpenAI's structured")
 
 
 class LLMConfigError(UserError):
-    """The LLM cannot be used at all: wrong key, unknown model, unreachable endpoint."""
+    """The LLM cannot be used at all: wrong key, unknown model, unreachable endpoint, a refused option.
+
+    Attributes:
+        kind: ``unauthorized``, ``forbidden``, ``unknown_model``, ``unreachable``, ``refused_option`` or
+            ``bad_settings``.
+    """
+
+    def __init__(self, message: str, kind: str = "bad_settings"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class NoStructuredOutput(Exception):
@@ -72,12 +111,17 @@ class NoStructuredOutput(Exception):
 
 @dataclass(frozen=True)
 class LLMSettings:
-    """How to reach the model. The API key is never logged or written anywhere.
+    """How to reach the model, as this process uses it: the real URL and the key (never written anywhere).
+
+    What a run records is :meth:`config` (an :class:`~lapt.config.LLMConfig`, URL password redacted).
 
     Attributes:
+        base_url: the server's URL as given, credentials included; None for the OpenAI API.
         timeout_s: per HTTP attempt; ``ChatOpenAI`` has none by default.
         max_attempts: HTTP attempts per call on transient faults.
         max_repairs: rounds of "your answer is invalid because ..." before giving up.
+        options: ``--llm-option`` pairs (``temperature``, ``max_tokens``, ``reasoning_effort``, extra body
+            fields); ``None`` as a value removes what lapt would send by default.
         backoff_max_s: cap of our own exponential backoff between attempts.
         retry_after_max_s: cap of a server's ``Retry-After`` hint (honoured up to this).
     """
@@ -88,29 +132,81 @@ class LLMSettings:
     timeout_s: float = 60.0
     max_attempts: int = 4
     max_repairs: int = 2
-    temperature: float = 0.0
+    options: Mapping[str, Any] = field(default_factory=dict)
     backoff_max_s: float = 20.0
     retry_after_max_s: float = 60.0
 
+    def __post_init__(self) -> None:
+        self.config()  # refuse a bad URL, timeout or option now, not at the first call
+
+    def config(self) -> LLMConfig:
+        """The settings a run records (no key, URL password redacted)."""
+        try:
+            return LLMConfig(
+                model=self.model,
+                base_url=self.base_url,
+                timeout_s=self.timeout_s,
+                max_attempts=self.max_attempts,
+                max_repairs=self.max_repairs,
+                options=dict(self.options),
+            )
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise LLMConfigError(f"LLM settings: {where}: {msg}") from None
+
     def public(self) -> dict[str, Any]:
-        """Settings safe to record in a run directory (no key)."""
-        return {
-            "model": self.model,
-            "base_url": self.base_url,
-            "timeout_s": self.timeout_s,
-            "max_attempts": self.max_attempts,
-            "max_repairs": self.max_repairs,
-            "temperature": self.temperature,
-        }
+        """:meth:`config` as JSON (what ``RunSettings.llm`` is built from)."""
+        return self.config().model_dump(mode="json")
+
+    @classmethod
+    def from_config(
+        cls, config: LLMConfig, api_key: SecretStr | None = None, base_url: str | None = None, **extra: Any
+    ) -> LLMSettings:
+        """Settings for a recorded config; ``base_url`` must be given when the recorded one lost its password.
+
+        Raises:
+            LLMConfigError: the recorded URL was redacted and no URL (or another one) was given.
+        """
+        url = config.base_url
+        if base_url is not None and url is not None and redact_url(base_url) == url:
+            url = base_url
+        elif config.url_was_redacted:
+            given = f" ({redact_url(base_url)} is another URL)" if base_url else ""
+            raise LLMConfigError(
+                f"the LLM URL of this run held a password ({config.base_url}); give the URL again with "
+                f"OPENAI_BASE_URL or --llm-base-url{given}",
+                kind="bad_settings",
+            )
+        return cls(
+            model=config.model,
+            base_url=url,
+            api_key=api_key,
+            timeout_s=config.timeout_s,
+            max_attempts=config.max_attempts,
+            max_repairs=config.max_repairs,
+            options=dict(config.options),
+            **extra,
+        )
+
+
+def make_llm_reasoner(
+    config: LLMConfig, api_key: SecretStr | None, base_url: str | None, cache: ResponseCache | None
+) -> LLMReasoner:
+    """The reasoner for a run's recorded LLM settings (see :meth:`LLMSettings.from_config`)."""
+    return LLMReasoner(LLMSettings.from_config(config, api_key, base_url), cache=cache)
 
 
 @dataclass(frozen=True)
 class _Answer:
-    """One answer of the server: text, or a tool call's arguments (parsed, or raw text if not JSON)."""
+    """One answer of the server: text (or a tool call's parsed arguments) and what came with it."""
 
     raw: str | dict[str, Any]
     method: str
     truncated: bool = False
+    reasoning: str | None = None
+    refusal: str | None = None
 
 
 # -- classifying faults --------------------------------------------------------------------------
@@ -138,6 +234,21 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _failure_kind(exc: BaseException) -> FailureKind:
+    """The :data:`~lapt.agents.reasoner.FailureKind` of the error that ended a call."""
+    if isinstance(exc, NoStructuredOutput):
+        return "no_structured_output"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "unreachable" if _unreachable(exc) else "server_error"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
+        return "context_too_long" if too_long(exc) else "bad_request"
+    return "server_error"
+
+
 def _retry_after(exc: BaseException | None) -> float | None:
     """The server's wait hint in seconds: ``retry-after-ms``, or ``Retry-After`` (seconds or HTTP date)."""
     response = getattr(exc, "response", None)
@@ -157,14 +268,6 @@ def _retry_after(exc: BaseException | None) -> float | None:
             return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-def _looks_unsupported(exc: openai.APIStatusError, method: str) -> bool:
-    """A 400/422 that names the structured-output feature of ``method`` (the server lacks it)."""
-    if exc.status_code not in (400, 422):
-        return False
-    text = str(exc).lower()
-    return any(word in text for word in _FEATURE_WORDS[method])
 
 
 def _chat_body_problem(content_type: str, body: bytes) -> str | None:
@@ -204,22 +307,40 @@ def _check_chat_response(response: Any) -> None:
         raise httpx_module.DecodingError(f"malformed chat completion: {problem}", request=request)
 
 
-def _extract_json(text: str) -> Any:
-    """The first JSON object in ``text``: the whole text, a fenced block, or the outermost braces."""
-    text = text.strip()
-    for candidate in (text, *(m.group(1) for m in _FENCE.finditer(text))):
-        try:
-            return json.loads(candidate)
-        except json.JSONDecodeError:
-            pass
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
-        return json.loads(text[start : end + 1])
-    raise json.JSONDecodeError("no JSON object in the answer", text, 0)
+@functools.cache
+def _chat_class() -> Any:
+    """``ChatOpenAI`` keeping the reasoning a server sends beside the answer.
+
+    ``ChatOpenAI`` follows the official API only and drops ``reasoning_content`` (vLLM's and DeepSeek's
+    reasoning parsers) and ``reasoning`` (OpenRouter, newer vLLM); both can hold the JSON when the
+    visible content is empty, so they are kept in ``additional_kwargs["reasoning_content"]``.
+    """
+    from langchain_openai import ChatOpenAI
+
+    class ReasoningChatOpenAI(ChatOpenAI):
+        def _create_chat_result(self, response: Any, generation_info: dict[str, Any] | None = None) -> Any:
+            result = super()._create_chat_result(response, generation_info)
+            choices = response.get("choices") if isinstance(response, dict) else getattr(response, "choices", None)
+            for gen, choice in zip(result.generations, choices or [], strict=False):
+                message = choice.get("message") if isinstance(choice, dict) else getattr(choice, "message", None)
+                if isinstance(message, dict):
+                    reasoning = message.get("reasoning_content") or message.get("reasoning")
+                else:
+                    extra = getattr(message, "model_extra", None) or {}
+                    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    gen.message.additional_kwargs["reasoning_content"] = reasoning
+            return result
+
+    return ReasoningChatOpenAI
 
 
 def _text(content: Any) -> str:
-    return content if isinstance(content, str) else json.dumps(content)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks: keep the text ones
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return json.dumps(content)
 
 
 class LLMReasoner:
@@ -234,30 +355,117 @@ class LLMReasoner:
     name = "llm"
 
     def __init__(self, settings: LLMSettings, method: str | None = None, cache: ResponseCache | None = None):
-        from langchain_openai import ChatOpenAI
-
         if method is not None and method not in METHODS:
             raise ValueError(f"unknown structured-output method {method!r} (known: {', '.join(METHODS)})")
         self.settings = settings
         self.model = settings.model
         self.cache = cache
-        self.chat = ChatOpenAI(
-            model=settings.model,
-            base_url=settings.base_url,
-            api_key=settings.api_key or SecretStr("not-needed"),
-            timeout=settings.timeout_s,
-            max_retries=0,
-            temperature=settings.temperature,
-            http_client=openai.DefaultHttpxClient(event_hooks={"response": [_check_chat_response]}),
-        )
+        self._public_url = redact_url(settings.base_url)
+        password = urllib.parse.urlsplit(settings.base_url).password if settings.base_url else None
+        register_secret(password)
+        self._secrets = [s for s in (password, settings.api_key.get_secret_value() if settings.api_key else "") if s]
+        self._options = dict(settings.options)
+        self._dropped: set[str] = set()  # default parameters the server refused (temperature, max_tokens)
+        self._strict = True  # until the server refuses strict structured output
+        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_check_chat_response]})
+        self.chat = self._make_chat()
         self._forced = method
         self.method: str | None = method  # the method that last worked
         self._succeeded_once = False
+        self._last_request: tuple[bool, list[str]] = (False, [])
 
-    # -- helpers --------------------------------------------------------------------------------
+    # -- the request ------------------------------------------------------------------------------
+    def _effective(self) -> dict[str, Any]:
+        """The options a request carries now: defaults, the user's, minus what the server refused."""
+        out: dict[str, Any] = {"temperature": DEFAULT_TEMPERATURE} | self._options
+        return {k: v for k, v in out.items() if v is not None and k not in self._dropped and k != "max_tokens"}
+
+    def _make_chat(self) -> Any:
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in self._effective().items():
+            (kwargs if key in _CHAT_FIELDS else extra)[key] = value
+        return _chat_class()(
+            model=self.settings.model,
+            base_url=self.settings.base_url,
+            api_key=self.settings.api_key or SecretStr("not-needed"),
+            timeout=self.settings.timeout_s,
+            max_retries=0,
+            temperature=kwargs.pop("temperature", None),
+            extra_body=extra or None,
+            http_client=self._http,
+            **kwargs,
+        )
+
+    def _answer_cap(self, messages: list[BaseMessage], schema_text: str) -> int | None:
+        """``max_tokens`` of a request: the user's, none, or what keeps request + answer in the context."""
+        if "max_tokens" in self._dropped:
+            return None
+        user = self._options.get("max_tokens", _UNSET)
+        if user is not _UNSET:
+            return int(user) if user is not None else None
+        chars = sum(len(_text(m.content)) for m in messages) + len(schema_text)
+        estimate = math.ceil(chars / _CHARS_PER_TOKEN) + 8 * len(messages)
+        return max(MIN_ANSWER_TOKENS, CONTEXT_TOKENS - estimate)
+
+    def _sent_params(self, cap: int | None) -> list[str]:
+        """The request fields lapt chose (wire names), which a server may refuse by name."""
+        names = list(self._effective())
+        return names + ([_WIRE_NAMES["max_tokens"], "max_tokens"] if cap is not None else [])
+
+    def _strict_for(self, method: str, schema_json: dict[str, Any]) -> bool:
+        return self._strict and method in ("json_schema", "function_calling") and not strict_problems(schema_json)
+
+    def _messages(self, base: list[BaseMessage], method: str, schema: type[BaseModel]) -> list[BaseMessage]:
+        """``base`` with the JSON schema written into the first user message when the method cannot carry it."""
+        if method not in ("json_mode", "text"):
+            return base
+        out = list(base)
+        for i, m in enumerate(out):
+            if isinstance(m, HumanMessage):
+                out[i] = HumanMessage(_text(m.content) + SCHEMA_HINT + llm_json_schema_text(schema))
+                break
+        return out
+
+    def _runnable(self, method: str, schema: type[BaseModel], strict: bool) -> Any:
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64]
+        if method == "json_schema":
+            spec: dict[str, Any] = {"name": name, "schema": llm_json_schema(schema)}
+            if strict:
+                spec["strict"] = True
+            return self.chat.bind(response_format={"type": "json_schema", "json_schema": spec})
+        if method == "json_mode":
+            return self.chat.bind(response_format={"type": "json_object"})
+        if method == "function_calling":
+            schema_json = llm_json_schema(schema)
+            function: dict[str, Any] = {
+                "name": name,
+                "description": str(schema_json.get("description") or "Give the answer."),
+                "parameters": schema_json,
+            }
+            if strict:
+                function["strict"] = True
+            return self.chat.bind(
+                tools=[{"type": "function", "function": function}],
+                tool_choice={"type": "function", "function": {"name": name}},
+            )
+        return self.chat
+
+    def _cache_key(self, messages: list[BaseMessage], schema: type[BaseModel], method: str) -> str:
+        return request_key(
+            {
+                "model": self.settings.model,
+                "base_url": self._public_url,
+                "options": self._options,
+                "method": method,
+                "messages": [{"role": m.type, "content": m.content} for m in messages],
+                "schema": llm_json_schema(schema),
+            }
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        return redact(text, [key] if key else [])
+        return redact(text, self._secrets)
 
     def _describe_exc(self, exc: BaseException) -> str:
         """``Type: message`` of ``exc`` and of its root cause (OpenAI's "Connection error." hides it)."""
@@ -269,8 +477,7 @@ class LLMReasoner:
         chain = _causes(exc)
         if len(chain) == 1 or isinstance(exc, openai.APIStatusError):  # a status error says it all
             return self._redact(one(exc))
-        out = f"{one(exc)} (cause: {one(chain[-1])})"
-        return self._redact(out)
+        return self._redact(f"{one(exc)} (cause: {one(chain[-1])})")
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -279,37 +486,22 @@ class LLMReasoner:
             return min(hinted, self.settings.retry_after_max_s)
         return float(wait_random_exponential(multiplier=0.5, max=self.settings.backoff_max_s)(state))
 
-    def _runnable(self, method: str, schema: type[BaseModel]) -> Any:
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64]
-        if method == "json_schema":
-            fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": schema.model_json_schema()}}
-            return self.chat.bind(response_format=fmt)
-        if method == "json_mode":
-            return self.chat.bind(response_format={"type": "json_object"})
-        if method == "function_calling":
-            return self.chat.bind_tools([schema], tool_choice=schema.__name__)
-        return self.chat
-
-    def _cache_key(self, messages: list[BaseMessage], schema: type[BaseModel], method: str) -> str:
-        return request_key(
-            {
-                "model": self.settings.model,
-                "base_url": self.settings.base_url,
-                "temperature": self.settings.temperature,
-                "method": method,
-                "messages": [{"role": m.type, "content": m.content} for m in messages],
-                "schema": schema.model_json_schema(),
-            }
-        )
-
     # -- one HTTP call with retries -------------------------------------------------------------
     def _invoke(
         self, messages: list[BaseMessage], method: str, schema: type[BaseModel], attempts: list[str], label: str
     ) -> AIMessage:
-        runnable = self._runnable(method, schema)
+        """One answer, with retries on transient faults (never on refusals: they go back to :meth:`_call`)."""
+        schema_json = llm_json_schema(schema)
+        strict = self._strict_for(method, schema_json)
+        runnable = self._runnable(method, schema, strict)
+        cap = self._answer_cap(messages, json.dumps(schema_json) if method != "text" else "")
+        sent = self._sent_params(cap)
+        self._last_request = (strict, sent)  # what a refusal of this call is about (see _call)
 
         def retry(exc: BaseException) -> bool:
-            # An endpoint that never answered is a configuration problem: fail fast, do not retry.
+            # An endpoint that never answered is a configuration problem, and a refusal is an answer.
+            if classify_refusal(exc, method, sent, strict) is not None:
+                return False
             return _is_transient(exc) and (self._succeeded_once or not _unreachable(exc))
 
         def note_wait(state: RetryCallState) -> None:
@@ -324,11 +516,16 @@ class LLMReasoner:
             before_sleep=note_wait,
             reraise=True,
         )
+        call_kwargs = {"max_tokens": cap} if cap is not None else {}
         for attempt in retrying:
             with attempt:
                 n = attempt.retry_state.attempt_number
+                config = {"run_name": f"{method}_attempt_{n}", "tags": [method]}
                 try:
-                    msg = runnable.invoke(messages, config={"run_name": f"{method}_attempt_{n}", "tags": [method]})
+                    with warnings.catch_warnings():
+                        for advice in _LANGCHAIN_ADVICE:
+                            warnings.filterwarnings("ignore", message=advice, category=UserWarning)
+                        msg = runnable.invoke(messages, config=config, **call_kwargs)
                 except Exception as exc:  # recorded, then re-raised for tenacity or the caller to classify
                     attempts.append(f"{method} attempt {n}{label}: {self._describe_exc(exc)}")
                     raise
@@ -341,57 +538,91 @@ class LLMReasoner:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _from_cache(
-        self, messages: list[BaseMessage], schema: type[BaseModel], order: list[str], reply: AgentReply, label: str
+        self, base: list[BaseMessage], schema: type[BaseModel], order: list[str], reply: AgentReply, label: str
     ) -> _Answer | None:
         if self.cache is None:
             return None
         for method in order:
-            hit = self.cache.get(self._cache_key(messages, schema, method))
+            hit = self.cache.get(self._cache_key(self._messages(base, method, schema), schema, method))
             if hit is not None:
                 reply.cached_calls += 1
                 reply.attempts.append(
                     f"{method} cache hit{label} (saved {hit.input_tokens}+{hit.output_tokens} tokens)"
                 )
                 self.method = self._forced or method
-                return _Answer(hit.raw, method, hit.truncated)
+                return _Answer(hit.raw, method, hit.truncated, hit.reasoning)
         return None
 
-    def _call(self, messages: list[BaseMessage], schema: type[BaseModel], reply: AgentReply, label: str) -> _Answer:
+    def _relax(self, param: str, exc: BaseException, reply: AgentReply) -> None:
+        """Stop sending ``param`` (a default lapt added); a parameter the user set is a config error."""
+        option = next((k for k, v in _WIRE_NAMES.items() if v == param), param)
+        if self._options.get(option) is not None:
+            raise LLMConfigError(
+                f"the LLM server refused --llm-option {option}={json.dumps(self._options[option])}: "
+                f"{self._redact(server_message(exc))[:300]}",
+                kind="refused_option",
+            ) from exc
+        self._dropped.add(option)
+        self.chat = self._make_chat()
+        reply.attempts[-1] += f"; the server refused {option}: sending it no more"
+
+    def _call(self, base: list[BaseMessage], schema: type[BaseModel], reply: AgentReply, label: str) -> _Answer:
         """One answer, trying structured-output methods in order from the last one that worked."""
         if self._forced:
             order = [self._forced]
         else:
             order = list(METHODS[METHODS.index(self.method) :] if self.method else METHODS)
-        cached = self._from_cache(messages, schema, order, reply, label)
+        cached = self._from_cache(base, schema, order, reply, label)
         if cached is not None:
             return cached
         last: Exception | None = None
-        for i, method in enumerate(order):
+        i = 0
+        while i < len(order):
+            method = order[i]
+            messages = self._messages(base, method, schema)
             truncated = False
             try:
                 msg = self._invoke(messages, method, schema, reply.attempts, label)
             except openai.AuthenticationError as exc:
-                raise LLMConfigError(f"LLM endpoint rejected the API key (401): {self._describe_exc(exc)}") from exc
+                raise LLMConfigError(
+                    f"LLM endpoint rejected the API key (401): {self._describe_exc(exc)}", kind="unauthorized"
+                ) from exc
             except openai.PermissionDeniedError as exc:
-                raise LLMConfigError(f"LLM endpoint refused access (403): {self._describe_exc(exc)}") from exc
+                raise LLMConfigError(
+                    f"LLM endpoint refused access (403): {self._describe_exc(exc)}", kind="forbidden"
+                ) from exc
             except openai.NotFoundError as exc:
                 raise LLMConfigError(
-                    f"unknown model {self.model!r} or wrong base URL (404): {self._describe_exc(exc)}"
+                    f"unknown model {self.model!r} or wrong base URL (404): {self._describe_exc(exc)}",
+                    kind="unknown_model",
                 ) from exc
             except openai.APIConnectionError as exc:
                 if not self._succeeded_once and _unreachable(exc):
-                    where = self.settings.base_url or "the OpenAI API"
-                    raise LLMConfigError(f"cannot reach the LLM endpoint {where}: {self._describe_exc(exc)}") from exc
+                    where = self._public_url or "the OpenAI API"
+                    raise LLMConfigError(
+                        f"cannot reach the LLM endpoint {where}: {self._describe_exc(exc)}", kind="unreachable"
+                    ) from exc
                 raise
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if i + 1 < len(order) and _looks_unsupported(exc, method):
-                    reply.attempts[-1] += f"; unsupported by the server, trying {order[i + 1]}"
-                    last = exc
+            except openai.APIStatusError as exc:
+                strict, sent = self._last_request
+                refusal = classify_refusal(exc, method, sent, strict)
+                if refusal is None:
+                    raise
+                if refusal.kind == "param" and refusal.param is not None:
+                    self._relax(refusal.param, exc, reply)
                     continue
-                raise
+                if refusal.kind == "strict":
+                    self._strict = False
+                    reply.attempts[-1] += "; strict structured output refused: sending without strict"
+                    continue
+                last = exc
+                if i + 1 < len(order):
+                    reply.attempts[-1] += f"; unsupported by the server, trying {order[i + 1]}"
+                    i += 1
+                    continue
+                break
             except openai.LengthFinishReasonError as exc:
                 # The server cut the answer at its token limit: keep the partial text for the repair round.
-                self._succeeded_once = True
                 completion = exc.completion
                 partial = completion.choices[0].message.content if completion.choices else ""
                 usage = completion.usage
@@ -404,36 +635,58 @@ class LLMReasoner:
                     },
                 )
                 truncated = True
-            truncated = truncated or msg.response_metadata.get("finish_reason") == "length"
-            self._succeeded_once = True
-            self.method = self._forced or method
-            reply.calls += 1
-            usage_meta: dict[str, Any] = dict(msg.usage_metadata or {})
-            reply.input_tokens += int(usage_meta.get("input_tokens", 0))
-            reply.output_tokens += int(usage_meta.get("output_tokens", 0))
-            answer = _Answer(self._raw(msg, method, schema), method, truncated)
-            if self.cache is not None:
-                self.cache.put(
-                    self._cache_key(messages, schema, method),
-                    CachedAnswer(
-                        raw=answer.raw,
-                        method=method,
-                        model=self.model,
-                        input_tokens=int(usage_meta.get("input_tokens", 0)),
-                        output_tokens=int(usage_meta.get("output_tokens", 0)),
-                        truncated=truncated,
-                    ),
-                )
-            return answer
+            return self._keep(msg, method, schema, messages, reply, truncated)
         raise NoStructuredOutput(
             f"no structured-output method works with this server (last: {self._describe_exc(last) if last else '-'})"
         )
 
+    def _keep(
+        self,
+        msg: AIMessage,
+        method: str,
+        schema: type[BaseModel],
+        messages: list[BaseMessage],
+        reply: AgentReply,
+        truncated: bool,
+    ) -> _Answer:
+        """Count a paid answer, remember the method, store it in the cache."""
+        truncated = truncated or msg.response_metadata.get("finish_reason") == "length"
+        self._succeeded_once = True
+        self.method = self._forced or method
+        reply.calls += 1
+        usage: dict[str, Any] = dict(msg.usage_metadata or {})
+        reply.input_tokens += int(usage.get("input_tokens", 0))
+        reply.output_tokens += int(usage.get("output_tokens", 0))
+        reasoning = msg.additional_kwargs.get("reasoning_content")
+        refusal = msg.additional_kwargs.get("refusal")
+        answer = _Answer(
+            self._raw(msg, method, schema),
+            method,
+            truncated,
+            reasoning if isinstance(reasoning, str) else None,
+            refusal if isinstance(refusal, str) else None,
+        )
+        if self.cache is not None:
+            self.cache.put(
+                self._cache_key(messages, schema, method),
+                CachedAnswer(
+                    raw=answer.raw,
+                    method=method,
+                    model=self.model,
+                    input_tokens=int(usage.get("input_tokens", 0)),
+                    output_tokens=int(usage.get("output_tokens", 0)),
+                    truncated=truncated,
+                    reasoning=answer.reasoning,
+                ),
+            )
+        return answer
+
     @staticmethod
     def _raw(msg: AIMessage, method: str, schema: type[BaseModel]) -> str | dict[str, Any]:
-        """The answer to validate: the forced tool call's arguments, else the message text."""
+        """The answer to read: the forced tool call's arguments, else the message text."""
         if method == "function_calling":
-            calls = [c for c in msg.tool_calls if c["name"] == schema.__name__] or msg.tool_calls
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64]
+            calls = [c for c in msg.tool_calls if c["name"] == name] or msg.tool_calls
             if calls:
                 return dict(calls[0]["args"])
             bad = [c for c in msg.invalid_tool_calls if c.get("args")]
@@ -443,10 +696,18 @@ class LLMReasoner:
 
     # -- the Reasoner interface ----------------------------------------------------------------
     def complete(self, request: AgentRequest) -> AgentReply:
-        """Ask, validate, repair; an error in ``reply.error`` rather than an exception (except config)."""
+        """Ask, read, validate, repair; an error in ``reply.error`` rather than an exception (except config)."""
         reply = AgentReply(value=None)
         schema = request.schema
         messages: list[BaseMessage] = [SystemMessage(request.system), HumanMessage(request.user)]
+
+        def validate(data: Any) -> BaseModel:
+            value = schema.model_validate(data)
+            problem = checked(request, value)
+            if problem is not None:
+                raise AnswerRejected(problem)
+            return value
+
         for repair in range(self.settings.max_repairs + 1):
             label = f" (repair {repair})" if repair else ""
             with _round_run(repair, reply):  # traced as answer / repair_N; the HTTP attempts nest inside
@@ -455,29 +716,27 @@ class LLMReasoner:
                 except LLMConfigError:
                     raise
                 except (openai.OpenAIError, NoStructuredOutput) as exc:
-                    # Failure is data: the graph keeps the previous mask and records this line.
+                    # Failure is data: the graph decides what a missing answer means and records this line.
+                    reply.failure = _failure_kind(exc)
                     reply.error = f"LLM call failed after retries: {self._describe_exc(exc)}"
                     return reply
-                try:
-                    data = answer.raw if isinstance(answer.raw, dict) else _extract_json(answer.raw)
-                    reply.value = schema.model_validate(data)
-                    reply.error = None
+                result = extract(answer.raw, validate, answer.reasoning)
+                if result.value is not None:
+                    reply.value, reply.extraction, reply.method = result.value, result.how, answer.method
+                    reply.error = reply.failure = None
                     return reply
-                except (json.JSONDecodeError, ValidationError) as exc:
-                    if answer.truncated:
-                        problem = "the answer was cut off at the length limit before the JSON object was complete"
-                    else:
-                        problem = _describe(exc)
-                    reply.attempts.append(f"invalid answer {repair + 1}: {problem[:300]}")
-                    reply.error = f"invalid answer after {repair + 1} attempt(s): {problem[:300]}"
-                    messages = [
-                        *messages,
-                        AIMessage(answer.raw if isinstance(answer.raw, str) else json.dumps(answer.raw)),
-                        HumanMessage(
-                            "Your answer is not valid: " + problem + "\nReply again with one complete JSON object that "
-                            "follows the schema exactly (only allowed op names, every required key, no extra keys)."
-                        ),
-                    ]
+                problem = result.problem or "no valid answer"
+                if answer.truncated:
+                    problem = (
+                        "the answer was cut off at the length limit before the JSON object was complete "
+                        "(a shorter answer is needed, or a larger max_tokens)"
+                    )
+                elif answer.refusal and not answer.raw:
+                    problem = f"the model refused to answer: {answer.refusal[:200]}"
+                reply.attempts.append(f"invalid answer {repair + 1}: {problem[:300]}")
+                reply.error = f"invalid answer after {repair + 1} attempt(s): {problem[:300]}"
+                reply.failure = "truncated" if answer.truncated else "invalid_answer"
+                messages = [*messages, AIMessage(result.shown), HumanMessage(REPAIR.format(problem=problem))]
         return reply
 
 
@@ -500,12 +759,7 @@ def _round_run(repair: int, reply: AgentReply) -> Iterator[None]:
                     "valid": ok,
                     "parsed": reply.value if ok else None,
                     "problem": None if ok else reply.error,
+                    "extraction": reply.extraction if ok else None,
                     "attempts": reply.attempts[first:],
                 }
             )
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:8])
-    return f"not JSON ({exc})"

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lapt.agents.reasoner import AgentReply, AgentRequest
+from lapt.agents.reasoner import AgentReply, AgentRequest, checked
 from lapt.evidence import HIT_QUANTILE
 from lapt.schemas import Principle, PrincipleDraft
 
@@ -42,10 +42,12 @@ class OfflineReasoner:
             # that is a failed decision like an LLM's invalid answer, and the graph falls back.
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "answer"
-            return AgentReply(
-                value=None, error=f"the principles give no valid {request.kind} answer ({where}: {err['msg']})"
-            )
-        return AgentReply(value=value)
+            why = f"the principles give no valid {request.kind} answer ({where}: {err['msg']})"
+            return AgentReply(value=None, error=why, failure="invalid_answer")
+        problem = checked(request, value)
+        if problem is not None:  # the agent's own check (e.g. a region already tried) refuses the answer
+            return AgentReply(value=None, error=f"invalid answer: {problem}", failure="invalid_answer")
+        return AgentReply(value=value, extraction="offline")
 
     # -- learning --------------------------------------------------------------------------------
     def _learn(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +121,7 @@ class OfflineReasoner:
         global_avoid = {op for p in principles if p.layer is None for op in p.avoid}
         mask: dict[str, Any] = {}
         reasons = []
+        alternatives: list[tuple[str, list[str], int]] = []  # (layer, its ranking, how many chosen)
         for layer in payload["layers"]:
             name, ops = layer["name"], layer["ops"]
             mine = sorted((p for p in principles if p.layer == name), key=lambda p: -p.confidence)
@@ -136,9 +139,11 @@ class OfflineReasoner:
                 mask[name] = {"ops": chosen, "inputs": layer["inputs"]}
             else:
                 mask[name] = chosen
+            if not single and len(ranked) > len(chosen):
+                alternatives.append((name, ranked, len(chosen)))
             reasons.append(f"{name}: {', '.join(chosen)}" + (" (essential)" if single else ""))
         mask["rationale"] = "Top-ranked ops per layer from the principles; " + "; ".join(reasons)
-        return mask
+        return _untried(mask, payload.get("avoid_regions") or [], alternatives)
 
     # -- adaptation ------------------------------------------------------------------------------
     def _adapt_improved(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -202,3 +207,35 @@ class OfflineReasoner:
         return PrincipleDraft(
             analysis="Search stalled: exploring the next-ranked ops of the original principles.", principles=out
         ).model_dump()
+
+
+def _region_key(mask: dict[str, Any]) -> tuple[Any, ...]:
+    """A mask's allowed ops (and inputs) per layer as sets, for comparing regions."""
+    out = []
+    for name, value in sorted(mask.items()):
+        if name == "rationale":
+            continue
+        if isinstance(value, dict):
+            out.append((name, frozenset(value.get("ops", [])), frozenset(value.get("inputs", []))))
+        else:
+            out.append((name, frozenset(value), frozenset()))
+    return tuple(out)
+
+
+def _untried(
+    mask: dict[str, Any], avoid: list[dict[str, Any]], alternatives: list[tuple[str, list[str], int]]
+) -> dict[str, Any]:
+    """``mask``, or, if it is a region already tried, the next-ranked untried one (the refiner is told
+    which regions were tried): on one layer at a time, the last chosen op gives way to the next ranked."""
+    tried = {_region_key(m) for m in avoid}
+    if _region_key(mask) not in tried:
+        return mask
+    for name, ranked, n in alternatives:
+        for extra in ranked[n:]:
+            candidate = dict(mask)
+            ops = [*ranked[: n - 1], extra]
+            candidate[name] = {**mask[name], "ops": ops} if isinstance(mask[name], dict) else ops
+            if _region_key(candidate) not in tried:
+                candidate["rationale"] = f"{mask['rationale']}; {name} tries {extra} (the region was already tried)"
+                return candidate
+    return mask  # every nearby region was tried: the check refuses it and the previous mask stays

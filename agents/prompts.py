@@ -23,25 +23,52 @@ MAX_PROMPT_BYTES = 1 * MB
 VARIABLES: dict[str, frozenset[str]] = {
     "system": frozenset(),
     "learner": frozenset(
-        {"source_tasks", "space_description", "top_architectures", "top_k", "layer_statistics", "layer_names"}
+        {
+            "source_tasks",
+            "space_description",
+            "layer_order",
+            "op_legend",
+            "top_k",
+            "top_architectures",
+            "layer_statistics",
+            "answer_format",
+        }
     ),
     "refiner": frozenset(
         {
             "target_task",
             "max_ops",
-            "space_description",
+            "space_summary",
             "principles",
             "context",
-            "layer_names",
-            "inputs_note",
-            "mask_schema",
+            "avoid_regions",
+            "inputs_rule",
+            "answer_format",
         }
     ),
     "adapter_improved": frozenset(
-        {"target_task", "space_description", "original_principles", "principles", "top_target"}
+        {
+            "target_task",
+            "space_summary",
+            "principles",
+            "layer_order",
+            "current_region",
+            "op_legend",
+            "top_target",
+            "answer_format",
+        }
     ),
     "adapter_stalled": frozenset(
-        {"target_task", "current_mask", "best_so_far", "space_description", "original_principles"}
+        {
+            "target_task",
+            "space_summary",
+            "layer_order",
+            "op_legend",
+            "tried_regions",
+            "best_so_far",
+            "original_principles",
+            "answer_format",
+        }
     ),
 }
 SPACE_VARIABLES = frozenset({"space_size", "space_code", "space_title"})

@@ -7,6 +7,7 @@ changes what an agent is allowed to see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -14,29 +15,69 @@ from pydantic import BaseModel
 
 AgentKind = Literal["learn", "refine", "adapt_improved", "adapt_stalled"]
 
+# Why a reply has no value, in a word (``AgentReply.failure``). Configuration errors (wrong key, unknown
+# model, unreachable endpoint before any answer, an option the server refuses) are not among them: they
+# raise LLMConfigError, because no later call could succeed either.
+FailureKind = Literal[
+    "timeout",  # every attempt ran past the per-call timeout
+    "unreachable",  # the connection failed on every attempt (after earlier calls had worked)
+    "rate_limited",  # 429 on every attempt
+    "server_error",  # 5xx (or a malformed 200 body) on every attempt
+    "bad_request",  # the server refused the request (400/422) for a reason lapt cannot work around
+    "context_too_long",  # the request does not fit the model's context window
+    "no_structured_output",  # the server refused every structured-output method
+    "invalid_answer",  # answers kept failing validation after every repair round
+    "truncated",  # the last answer was cut at the token limit (raise max_tokens)
+]
+
 
 @dataclass(frozen=True)
 class AgentRequest:
-    """What an agent asks of its reasoner."""
+    """What an agent asks of its reasoner.
+
+    Attributes:
+        check: an extra test of a schema-valid answer (e.g. "a region already tried"); returns why the
+            answer is refused, or None. A refused answer is sent back for repair like a schema error.
+    """
 
     kind: AgentKind
     system: str
     user: str
     payload: dict[str, Any]
     schema: type[BaseModel]
+    check: Callable[[BaseModel], str | None] | None = None
 
 
 @dataclass
 class AgentReply:
-    """A reasoner's answer: ``value`` is validated against the request's schema, or None with ``error``."""
+    """A reasoner's answer: ``value`` is validated against the request's schema, or None with ``error``.
+
+    Attributes:
+        error: one line saying why there is no value (None when there is one).
+        failure: the kind of failure in a word (see :data:`FailureKind`); None when there is a value.
+        extraction: how the value was read from the answer: ``tool_call``, ``json`` (the whole text),
+            ``after_think`` (the text after a ``<think>`` block), ``fenced``, ``embedded`` (an object inside
+            prose), ``unwrapped`` (the one value of a wrapper object), ``reasoning_content`` (the server's
+            reasoning field), ``inside_think``; ``offline`` for the miner. A cached answer is read the
+            same way as a fresh one.
+        method: the structured-output method that produced the answer (LLM only).
+    """
 
     value: BaseModel | None
     error: str | None = None
+    failure: FailureKind | None = None
+    extraction: str | None = None
+    method: str | None = None
     calls: int = 0
     cached_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: list[str] = field(default_factory=list)
+
+
+def checked(request: AgentRequest, value: BaseModel) -> str | None:
+    """Why ``request.check`` refuses ``value`` (None when there is no check or it passes)."""
+    return request.check(value) if request.check is not None else None
 
 
 class Reasoner(Protocol):

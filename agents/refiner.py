@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lapt.agents.learner import dump_principles, space_description
+from lapt.agents import compact
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentRequest, Reasoner
-from lapt.masks import MaskBase, mask_model
+from lapt.masks import MaskBase, mask_model, to_spec
 from lapt.schemas import PrincipleSet
-from lapt.spaces import SearchSpace
+from lapt.spaces import MaskSpec, SearchSpace
 
 Refiner = Callable[..., AgentOutcome[MaskBase]]
+
+
+def region_spec(space: SearchSpace, mask: Mapping[str, Any]) -> MaskSpec:
+    """The canonical form of a mask given as JSON (so that two masks can be compared)."""
+    return to_spec(space, mask_model(space).model_validate(dict(mask)))
+
+
+def avoid_regions_section(space: SearchSpace, regions: Sequence[Mapping[str, Any]]) -> str:
+    """The prompt block listing regions the answer must differ from (empty when there are none)."""
+    if not regions:
+        return ""
+    return (
+        "\n## Regions already tried (propose none of them again)\n"
+        f"The allowed ops of each layer, in the order {compact.layer_order(space)}, separated by |. "
+        f"Op codes: {compact.legend(space)}.\n{compact.regions(space, regions)}\n"
+    )
 
 
 def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
@@ -26,31 +41,40 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
         max_ops: int,
         target_task: str,
         context: str = "Initial refinement from the transferred principles.",
+        avoid_regions: Sequence[Mapping[str, Any]] = (),
     ) -> AgentOutcome[MaskBase]:
+        """A mask for ``principles``; with ``avoid_regions`` (masks as JSON) a mask equal to one of them is
+        refused and sent back for repair, so a stalled search never gets a region it already tried."""
         schema = mask_model(space, max_ops)
-        inputs_note = (
-            ' or, for nodes, {"ops": [...], "inputs": [...]} with at least 2 allowed input states'
-            if space.has_inputs
-            else ""
-        )
+        tried = {region_spec(space, m) for m in avoid_regions}
+
+        def new_region(value: Any) -> str | None:
+            if isinstance(value, MaskBase) and to_spec(space, value) in tried:
+                return "this region was already tried; propose a different one (see 'Regions already tried')"
+            return None
+
         user = prompts.render(
             "refiner",
             target_task=target_task,
             max_ops=max_ops,
-            space_description=space_description(space, prompts),
-            principles=dump_principles(principles),
+            space_summary=compact.space_summary(space),
+            principles=compact.principles(principles.principles),
             context=context,
-            layer_names=", ".join(space.layer_names),
-            inputs_note=inputs_note,
-            mask_schema=json.dumps(schema.model_json_schema(), separators=(",", ":")),
+            avoid_regions=avoid_regions_section(space, avoid_regions),
+            inputs_rule="- Every node also keeps at least 2 allowed input states.\n" if space.has_inputs else "",
+            answer_format=compact.mask_example(space, max_ops),
         )
         payload: dict[str, Any] = {
             "space": space.name,
             "layers": [{"name": la.name, "ops": list(la.ops), "inputs": list(la.inputs)} for la in space.layers],
             "principles": [p.model_dump() for p in principles.principles],
             "max_ops": max_ops,
+            "avoid_regions": [dict(m) for m in avoid_regions],
         }
-        reply = reasoner.complete(AgentRequest("refine", prompts.render("system"), user, payload, schema))
+        request = AgentRequest(
+            "refine", prompts.render("system"), user, payload, schema, check=new_region if tried else None
+        )
+        reply = reasoner.complete(request)
         value = reply.value if isinstance(reply.value, MaskBase) else None
         return AgentOutcome(value=value, reply=reply, saw_tasks=list(principles.tasks_seen))
 

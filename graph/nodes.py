@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lapt.agents.adapter import AdaptInput, TargetRow
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
@@ -36,6 +37,8 @@ def _outcome_fields(outcome: AgentOutcome[Any]) -> dict[str, Any]:
     return {
         "ok": outcome.value is not None,
         "error": reply.error if outcome.value is None else None,
+        "failure": reply.failure if outcome.value is None else None,
+        "extraction": reply.extraction,
         "saw_tasks": outcome.saw_tasks,
         "llm_calls": reply.calls,
         "input_tokens": reply.input_tokens,
@@ -97,6 +100,7 @@ def learn_principles(state: LaptState, ctx: RunContext) -> dict[str, Any]:
 def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     """Turn the latest principles into a mask; keep the previous mask if the refiner fails."""
     s = ctx.settings
+    ctx.search.sync(state)
     principles = state.get("principles") or []
     previous = state.get("mask")
     outcome = None
@@ -104,14 +108,13 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         pset = PrincipleSet.model_validate(principles[-1])
         branch = state.get("branch")
         context = "Initial refinement from the transferred principles."
+        avoid: list[dict[str, Any]] = []
         if branch == "stalled" and previous is not None:
-            context = (
-                f"The previous refined space {previous['mask']} stopped yielding better architectures: "
-                "propose other ops where the principles allow."
-            )
+            context = "The search stalled in the regions tried so far; the principles were revised to point elsewhere."
+            avoid = [m["mask"] for m in ctx.search.masks]
         elif branch == "improved":
             context = "The principles were just updated with results from the target task."
-        outcome = ctx.agents.refiner(ctx.space, pset, s.max_ops, s.target, context)
+        outcome = ctx.agents.refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid)
     update: dict[str, Any] = {}
     if outcome is not None:
         update["usage"] = _usage(state, outcome)
@@ -209,10 +212,23 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     if not principles:
         decision = {"agent": "adapter", "branch": branch, "ok": False, "note": "no principles to adapt"}
         return update | _decisions(state, decision)
-    top = [(ctx.space.describe_genotype(ctx.space.parse(t["arch"])), float(t["val"])) for t in ok[: s.top_target]]
-    original = PrincipleSet.model_validate(principles[0])
-    current = PrincipleSet.model_validate(principles[-1])
-    outcome = ctx.agents.adapter(branch, ctx.space, original, current, s.target, top, state["mask"]["mask"])
+    round_ = state.get("round", 0)
+    top = [
+        TargetRow(ctx.space.describe_genotype(ctx.space.parse(t["arch"])), float(t["val"]), t.get("round", 0) == round_)
+        for t in ok[: s.top_target]
+    ]
+    outcome = ctx.agents.adapter(
+        AdaptInput(
+            branch=branch,
+            space=ctx.space,
+            original=PrincipleSet.model_validate(principles[0]),
+            current=PrincipleSet.model_validate(principles[-1]),
+            target_task=s.target,
+            current_mask=state["mask"]["mask"],
+            top_target=top,
+            tried_regions=[m["mask"] for m in session.masks[:-1]],
+        )
+    )
     if outcome.value is not None:
         update["principles"] = [outcome.value.model_dump()]
         note = ""

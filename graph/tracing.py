@@ -51,6 +51,7 @@ from langchain_core.runnables.config import (
 )
 from langchain_core.tracers.langchain import LangChainTracer
 
+from lapt.agents.adapter import AdaptInput
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.state import LaptState
 from lapt.graph.trace_client import (
@@ -424,6 +425,8 @@ def _brief(value: Any) -> Any:
     """An agent argument as a trace input: spaces by name, principle sets by version, sources by task."""
     if isinstance(value, SearchSpace):
         return value.name
+    if isinstance(value, AdaptInput):
+        return value.brief()
     if isinstance(value, PrincipleSet):
         return {"version": value.version, "source": value.source, "principles": len(value.principles)}
     if isinstance(value, (list, tuple)) and value and all(hasattr(v, "task") for v in value):

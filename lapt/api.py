@@ -140,13 +140,15 @@ def resume(
     reasoner: Reasoner | None = None,
     progress: bool = False,
     evaluator: Evaluator | None = None,
+    llm_base_url: str | None = None,
 ) -> RunResult:
     """Continue a killed run from its last checkpoint, with the settings in its ``config.json``.
 
     Refused (UserError, nothing written) when another process holds the folder, or when the lapt
     version, the package source, the prompt files, the config or the run's inputs changed since the run
-    started. An LLM run needs its API key in ``OPENAI_API_KEY`` again (keys are never saved). A finished
-    run is returned as it is.
+    started. An LLM run needs its API key in ``OPENAI_API_KEY`` again (keys are never saved), and, when
+    its server URL held a password (recorded redacted), the URL again: ``llm_base_url`` or
+    ``OPENAI_BASE_URL``. A finished run is returned as it is.
     """
     from lapt.run_identity import read_stored_run
 
@@ -157,7 +159,7 @@ def resume(
     if settings.evaluator == "table":
         evaluation_table(space, settings.table).check_task(settings.target)
     if llm is None and reasoner is None and settings.llm is not None:
-        llm = _llm_from_public(settings.llm)
+        llm = _llm_from_public(settings.llm, llm_base_url)
     return execute(
         settings,
         space,
@@ -171,22 +173,26 @@ def resume(
     )
 
 
-def _llm_from_public(public: dict[str, Any]) -> Any:
-    """LLMSettings from what a run directory recorded, with the key from the environment."""
-    import dataclasses
+def _llm_from_public(config: Any, base_url: str | None = None) -> Any:
+    """LLMSettings from the LLMConfig a run directory recorded, with the key (and URL) from the environment.
+
+    ``base_url`` (an option) must be the URL the run used; ``OPENAI_BASE_URL`` is only consulted when
+    the recorded URL lost its password.
+    """
 
     from pydantic import SecretStr
 
     from lapt.agents.llm import LLMSettings
+    from lapt.redaction import redact_url
 
-    known = {f.name for f in dataclasses.fields(LLMSettings)}
     key = os.environ.get("OPENAI_API_KEY")
-    if not key and not public.get("base_url"):
+    if not key and not config.base_url:
         raise UserError("this run used the OpenAI API: set OPENAI_API_KEY to resume it (keys are never saved)")
-    return LLMSettings(
-        **{k: v for k, v in public.items() if k in known and k != "api_key"},
-        api_key=SecretStr(key) if key else None,
-    )
+    if base_url is not None and redact_url(base_url) != config.base_url:
+        used = config.base_url or "the OpenAI API"
+        raise UserError(f"--llm-base-url {redact_url(base_url)} is not the URL this run used ({used})")
+    url = base_url or (os.environ.get("OPENAI_BASE_URL") or None if config.url_was_redacted else None)
+    return LLMSettings.from_config(config, SecretStr(key) if key else None, url)
 
 
 def dumps(obj: Any) -> str:

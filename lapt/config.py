@@ -7,15 +7,135 @@ failed every trial one by one. The bounds below are argued where they are declar
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lapt.errors import UserError
+from lapt.redaction import REDACTED, redact_url
 from lapt.spaces import SearchSpace, get_space
 from lapt.tables import evaluation_table, table_for
+
+JsonScalar = str | int | float | bool | None
+# Request fields lapt sets itself on every call: an --llm-option may not replace them.
+RESERVED_OPTIONS = frozenset(
+    {"model", "messages", "response_format", "tools", "tool_choice", "functions", "function_call", "stream", "n"}
+)
+# Options with a known meaning, checked here; any other key is sent as an extra field of the request body.
+_NUMBER_OPTIONS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+_INT_OPTIONS = {"max_tokens": 1, "seed": None}
+_OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def check_base_url(url: str, origin: str = "--llm-base-url") -> str:
+    """``url`` if it is an http(s) URL with a host; UserError (naming ``origin``) otherwise.
+
+    Checked before any work so that a typo fails in one line instead of as a connection error after the
+    run has started. The message shows the URL without its password.
+    """
+    shown = redact_url(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in url:
+        raise UserError(
+            f"{origin} {shown!r}: expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1"
+        )
+    return url
+
+
+def parse_llm_option(text: str) -> tuple[str, JsonScalar]:
+    """``KEY=VALUE`` of ``--llm-option``: VALUE is read as a JSON scalar when it is one, else as a string.
+
+    ``max_completion_tokens`` is accepted as another name of ``max_tokens``. ``null`` removes an option
+    lapt would otherwise send (``temperature=null``: the server's default temperature).
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--llm-option {text!r}: expected KEY=VALUE (e.g. temperature=0.2, reasoning_effort=low)")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, (list, dict)):
+        raise UserError(f"--llm-option {key}: the value must be a number, a string, true, false or null")
+    key = "max_tokens" if key == "max_completion_tokens" else key
+    return key, value
+
+
+def check_llm_options(options: dict[str, Any]) -> dict[str, JsonScalar]:
+    """The options, checked: known names get their types and ranges, reserved names are refused."""
+    out: dict[str, JsonScalar] = {}
+    for key, value in options.items():
+        if not _OPTION_KEY.match(key):
+            raise ValueError(f"option {key!r}: not a valid field name")
+        if key in RESERVED_OPTIONS:
+            raise ValueError(f"option {key!r}: lapt sets this field itself")
+        if isinstance(value, (list, dict)):
+            raise ValueError(f"option {key!r}: the value must be a JSON scalar")
+        if value is not None and key in _NUMBER_OPTIONS:
+            low, high = _NUMBER_OPTIONS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"option {key}: expected a number in [{low:g}, {high:g}] or null, got {value!r}")
+        if value is not None and key in _INT_OPTIONS:
+            low_int = _INT_OPTIONS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or (low_int is not None and value < low_int):
+                floor = f" >= {low_int}" if low_int is not None else ""
+                raise ValueError(f"option {key}: expected an integer{floor} or null, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"option {key}: {value!r} is not a finite number")
+        out[key] = value
+    return out
+
+
+class LLMConfig(BaseModel):
+    """The LLM settings a run records in ``config.json`` and compares on resume. Never the API key.
+
+    ``base_url`` is stored with any password of its user info replaced by ``[redacted]``; a resumed
+    run whose URL held one asks for the URL again. ``options`` are the ``--llm-option KEY=VALUE``
+    pairs: ``temperature``, ``max_tokens``, ``top_p``, ``seed``, ``reasoning_effort`` and any other field
+    the server understands (sent in the request body as given).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1, description="The model name the server knows.")
+    base_url: str | None = Field(None, description="The server's URL (password redacted); None: the OpenAI API.")
+    timeout_s: float = Field(60.0, gt=0, allow_inf_nan=False, description="Per HTTP attempt.")
+    max_attempts: int = Field(4, ge=1, description="HTTP attempts per call on transient faults.")
+    max_repairs: int = Field(2, ge=0, description="Rounds of 'your answer is invalid because ...'.")
+    options: dict[str, JsonScalar] = Field(default_factory=dict, description="Request options (--llm-option).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _redacted_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            check_base_url(url.replace(REDACTED, "x"), "base_url")  # a recorded URL is already redacted
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return redact_url(url)
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any]) -> dict[str, JsonScalar]:
+        return check_llm_options(options)
+
+    @property
+    def url_was_redacted(self) -> bool:
+        """True when the recorded URL lost a password (a resume must be given the URL again)."""
+        return self.base_url is not None and REDACTED in self.base_url
+
+
 
 MAX_SEED = 2**63 - 1
 """Seeds are stored in every checkpoint (msgpack) and in SQLite, both signed 64-bit integers at most."""
@@ -136,7 +256,7 @@ class RunSettings(BaseModel):
     table: str | None = None
     allow_same_task: bool = False
     reasoner: str = "offline"
-    llm: dict[str, Any] | None = None
+    llm: LLMConfig | None = None
     llm_cache: str | None = Field(
         default=None, description="SQLite LLM response cache (default: <run dir>/llm_cache.sqlite)."
     )
@@ -184,8 +304,8 @@ class RunSettings(BaseModel):
             raise ValueError("training settings are given but the evaluator is the table: use --evaluator train")
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray-address is given but the executor is {self.executor!r}: add --executor ray")
-        for name in ("cpus_per_trial", "gpus_per_trial"):
-            if name in self.model_fields_set and self.executor != "ray":
+        for name in ("cpus_per_trial", "gpus_per_trial"):  # a non-default value is one somebody chose
+            if getattr(self, name) != type(self).model_fields[name].default and self.executor != "ray":
                 option = "--" + name.replace("_", "-")
                 raise ValueError(f"{option} is given but the executor is {self.executor!r}: add --executor ray")
         if self.workers is not None and self.executor == "local":

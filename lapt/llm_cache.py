@@ -1,10 +1,13 @@
 """A response cache for LLM calls, keyed by the exact request, stored in SQLite.
 
 Why: LLM calls are the slow and paid part of a run. Keying each answer by the sha256 of the whole
-request (model, base URL, structured-output method, every message, the schema) makes repeated runs and
-benches free, makes a replay deterministic (the same request always gets the answer it got first), and
-lets a resumed run skip every call it already paid for. Only answers the server actually gave are
-stored (valid or not, since replaying an invalid answer replays its repair too); failed calls are not.
+request (model, base URL without its password, request options, structured-output method, every
+message, the schema) makes repeated runs and benches free, makes a replay deterministic (the same
+request always gets the answer it got first), and lets a resumed run skip every call it already paid
+for. Everything an agent shows the model is in its messages, so a request that differs in any fact
+(say, the regions a stalled search has already tried) is a different key and never replays an answer
+given to other facts. Only answers the server actually gave are stored (valid or not, since replaying
+an invalid answer replays its repair too); failed calls are not.
 
 The database uses WAL journaling and a busy timeout, and every write is one short transaction with
 ``INSERT OR IGNORE``, so several processes (parallel runs of a bench) can share one file: the first
@@ -45,6 +48,7 @@ class CachedAnswer(BaseModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     truncated: bool = Field(default=False, description="The server cut the answer at its length limit.")
+    reasoning: str | None = Field(default=None, description="The server's separate reasoning field, if any.")
 
 
 def request_key(request: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 :func:`mask_model` builds, for a space and a per-layer op limit, a model with one field per layer
 (``list[Literal[<that layer's ops>]]``; on DARTS an object with ``ops`` and ``inputs``), ``extra="forbid"``
 and a ``rationale``. The same class rejects masks that leave no usable architecture, so an invalid mask
-can never reach the search.
+can never reach the search. What a model is sent is :func:`lapt.llm_schema.llm_json_schema` of the class:
+the docstrings and field descriptions here are read by the model, so they speak to it.
 """
 
 from __future__ import annotations
@@ -62,19 +63,21 @@ def mask_model(space: SearchSpace, max_ops: int | None = None) -> type[MaskBase]
     fields: dict[str, Any] = {}
     for layer in space.layers:
         op_t: Any = Literal[layer.ops]
-        ops_field = Field(min_length=1, max_length=max_ops, description=f"Allowed ops on {layer.description}.")
+        # No description per cell layer: the prompt describes the layers once (the schema is sent per call).
+        ops_field = Field(min_length=1, max_length=max_ops, description="Allowed ops." if layer.inputs else None)
         if layer.inputs:
             in_t: Any = Literal[layer.inputs]
             node = create_model(
                 f"{space.name}_{layer.name}",
                 __config__=ConfigDict(extra="forbid"),
+                __doc__=f"{layer.description[:1].upper()}{layer.description[1:]}.",
                 ops=(list[op_t], ops_field),
                 inputs=(
                     list[in_t],
-                    Field(min_length=2, description="Allowed input states (at least 2: a node takes two)."),
+                    Field(min_length=2, description="Allowed input states (at least 2: the node takes two)."),
                 ),
             )
-            fields[layer.name] = (node, Field(description=layer.description))
+            fields[layer.name] = (node, ...)  # described by the node model: a $ref takes no sibling keyword
         else:
             fields[layer.name] = (list[op_t], ops_field)
 
@@ -94,7 +97,11 @@ def mask_model(space: SearchSpace, max_ops: int | None = None) -> type[MaskBase]
 
     validators: dict[str, Any] = {"check_region": model_validator(mode="after")(_check)}
     model: type[MaskBase] = create_model(
-        f"{space.name.title()}Mask", __base__=MaskBase, __validators__=validators, **fields
+        f"{space.name.title()}Mask",
+        __base__=MaskBase,
+        __doc__="The refined search space: the ops allowed on every layer, and why.",
+        __validators__=validators,
+        **fields,
     )
     return model
 

@@ -1,14 +1,21 @@
 """Records that cross an LLM, disk or CLI boundary: principles, trials.
 
-Masks live in :mod:`lapt.masks` because their schema is built per search space.
+Masks live in :mod:`lapt.masks` because their schema is built per search space; so does the answer
+schema of the principle learner and the adapter (:func:`principle_draft_model`), whose layer and op
+fields are enums of one space's names. What is stored (:class:`PrincipleSet`) stays space-independent,
+so principles can be transferred to other spaces.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+import functools
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+
+from lapt.spaces import SearchSpace
 
 # Caps on what a principle set may hold. A set travels into every checkpoint of a run, its trace,
 # decisions and library: one 30 MB statement made a 516 MB run directory. The caps are far above what
@@ -44,7 +51,10 @@ class Principle(BaseModel):
 
 
 class PrincipleDraft(BaseModel):
-    """What the principle learner and the adapter answer (the schema given to the LLM)."""
+    """Analysis and principles without a space: what the offline miner builds its answers from.
+
+    Agents validate answers with :func:`principle_draft_model` of their space instead.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +64,70 @@ class PrincipleDraft(BaseModel):
     principles: list[Principle] = Field(
         min_length=1, max_length=MAX_PRINCIPLES, description="General design principles."
     )
+
+
+def _class_prefix(space: SearchSpace) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", space.name.title()) or "Space"
+
+
+@functools.lru_cache(maxsize=64)
+def principle_draft_model(space: SearchSpace) -> type[BaseModel]:
+    """The answer schema of the learner and the adapter on ``space`` (cached per space).
+
+    ``layer`` is an enum of the space's layer names (or null for a principle about the whole
+    architecture) and ``favour``/``avoid`` are lists from the enum of its op names, so a free string
+    such as ``"all edges"`` or ``"3x3 conv"`` is refused when the answer arrives (and sent back for
+    repair) instead of reaching the principle library. A principle about one layer may only name that
+    layer's ops, and no op may be both favoured and avoided. At most one principle per layer plus one
+    per op is accepted, which bounds the answer's length.
+    """
+    layer_ops = {layer.name: set(layer.ops) for layer in space.layers}
+    layer_t: Any = Literal[space.layer_names]
+    op_t: Any = Literal[space.ops]
+
+    def check(self: Any) -> Any:
+        both = sorted(set(self.favour) & set(self.avoid))
+        if both:
+            raise ValueError(f"an op cannot be both favoured and avoided: {', '.join(both)}")
+        if self.layer is not None:
+            foreign = [op for op in [*self.favour, *self.avoid] if op not in layer_ops[self.layer]]
+            if foreign:
+                allowed = ", ".join(op for op in space.ops if op in layer_ops[self.layer])
+                raise ValueError(f"{self.layer} has no op {', '.join(foreign)} (its ops: {allowed})")
+        return self
+
+    prefix = _class_prefix(space)
+    validators: dict[str, Any] = {"ops_of_its_layer": model_validator(mode="after")(check)}
+    principle = create_model(
+        f"{prefix}Principle",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One design principle.",
+        __validators__=validators,
+        # Few descriptions: the prompt explains the fields once, the schema goes with every call.
+        statement=(str, Field(min_length=1)),
+        evidence=(str, Field(default="")),
+        confidence=(float, Field(default=0.5, ge=0.0, le=1.0, description="0 = a guess, 1 = certain.")),
+        layer=(layer_t | None, Field(default=None, description="The layer it is about; null: the whole architecture.")),
+        favour=(list[op_t], Field(default_factory=list, description="Best first.")),
+        avoid=(list[op_t], Field(default_factory=list)),
+    )
+    model: type[BaseModel] = create_model(
+        f"{prefix}Principles",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Design principles and the short analysis they come from.",
+        analysis=(str, Field(default="")),
+        principles=(
+            list[principle],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=len(space.layers) + len(space.ops)),
+        ),
+    )
+    return model
+
+
+def draft_principles(draft: BaseModel) -> tuple[str, list[Principle]]:
+    """The analysis and the space-independent principles of a validated :func:`principle_draft_model` answer."""
+    data = draft.model_dump()
+    return str(data.get("analysis") or ""), [Principle.model_validate(p) for p in data["principles"]]
 
 
 class PrincipleSet(BaseModel):

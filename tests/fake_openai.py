@@ -5,15 +5,25 @@ talks HTTP to this server, so every fault reaches the client exactly as a real s
 
 Scripting: :meth:`FakeOpenAI.script` queues one behaviour per request (see :data:`BEHAVIOURS`); when the
 queue is empty the server answers "smart" valid answers, except that a share ``fault_rate`` of requests
-(chosen by a seeded RNG) get a fault drawn from :data:`CHAOS_FAULTS`. ``mode`` models servers with fewer
-structured-output features: ``"json_mode_only"`` rejects ``response_format`` of type ``json_schema`` with a
-400 (as llama.cpp and older vLLM do), ``"tools_only"`` rejects any ``response_format``. Every request is
-recorded (:attr:`FakeOpenAI.requests`) so tests can assert what the model was sent.
+(chosen by a seeded RNG) get a fault drawn from :data:`CHAOS_FAULTS`. Every request is recorded
+(:attr:`FakeOpenAI.requests`) so tests can assert what the model was sent.
+
+Answer styles (behaviours) are the ways real models wrap their JSON: reasoning in ``<think>`` blocks that
+contain braces (DeepSeek-R1, Qwen3), only a closing ``</think>`` left by the chat template, a separate
+``reasoning_content`` field (vLLM and DeepSeek reasoning parsers), fences, prose with braces before or
+after the object, a wrapper object, free strings where names are expected.
+
+Refusals (``refuse``) model what servers do not support, each with the server's own words
+(:data:`REFUSALS`): a map from the refused feature (``json_schema``, ``json_mode``, ``function_calling``,
+``strict``, ``temperature``, ``max_tokens``) to the refusal sent. ``mode`` keeps two shorthands:
+``"json_mode_only"`` refuses ``json_schema``, ``"tools_only"`` refuses any ``response_format``.
 
 The smart answer inspects the request: a schema with ``principles`` (from ``response_format``, the tool's
-parameters, or the prompt's wording) gets a fixed valid principle list; a mask schema (from the request or
-the ``Schema:`` line of the refiner prompt) gets a valid mask built from its layer names, op enums and
-``maxItems``.
+parameters, or the schema the prompt quotes for JSON mode and text) gets a fixed valid principle list
+with one more principle per layer of the schema's layer enum (a complete set for the adapter); a
+mask schema gets a valid mask built from its layer names, op enums and ``maxItems``, a different one for
+each region the prompt lists as already tried. ``answer`` replaces the smart answer (the token benchmark
+answers each request with the offline miner's answer to it).
 """
 
 from __future__ import annotations
@@ -48,9 +58,23 @@ CHAOS_FAULTS = (
     "missing_layers",
     "no_valid_arch",
 )
+# How models wrap a valid answer (all as message content, even when a tool call was asked for).
+ANSWER_STYLES = (
+    "valid_fenced",  # inside a ```json fence with prose around it
+    "fence_plain",  # inside a bare ``` fence
+    "think_braces",  # a <think> block with braces in it, then the JSON
+    "thinking_tag",  # a <thinking> block, then the JSON and a remark
+    "orphan_think",  # reasoning and a closing </think> only (the template opened the block), then the JSON
+    "reasoning_content",  # the reasoning in the message's reasoning_content field, the JSON as content
+    "reasoning_only",  # empty content: the JSON only at the end of reasoning_content
+    "prose_braces_after",  # the JSON, then a sentence with braces
+    "prose_braces_before",  # a sentence with braces, then the JSON
+    "wrapped",  # {"answer": <the JSON>}
+)
 BEHAVIOURS = (
     "valid",  # smart answer: content JSON, or a tool call when the request offers a tool
-    "valid_fenced",  # smart answer inside a ```json fence with prose around it
+    *ANSWER_STYLES,
+    "free_strings",  # principles naming "all edges" and "3x3 conv" instead of the space's names
     "ignore_tools",  # smart answer as content even when a tool call was forced
     "bad_tool_args",  # a tool call whose arguments are not JSON
     "unauthorized",  # 401
@@ -78,6 +102,105 @@ PRINCIPLES = {
 }
 
 
+# What servers answer when they refuse a feature: (status, error body), in their own words.
+REFUSALS: dict[str, tuple[int, dict[str, Any]]] = {
+    "generic_json_schema": (
+        400,
+        {
+            "message": "response_format type 'json_schema' is not supported, use 'json_object'",
+            "type": "invalid_request_error",
+        },
+    ),
+    "generic_response_format": (
+        400,
+        {"message": "'response_format' is not supported by this server", "type": "invalid_request_error"},
+    ),
+    "vllm_xgrammar": (
+        400,
+        {
+            "message": "The provided JSON schema contains features not supported by xgrammar.",
+            "type": "BadRequestError",
+            "code": 400,
+        },
+    ),
+    "vllm_xgrammar_compile": (
+        400,
+        {"message": "Failed to transform json schema into a grammar: unsupported keyword", "type": "BadRequestError"},
+    ),
+    "vllm_outlines": (
+        400,
+        {"message": "Failed to transform json schema into a regex: unsupported feature", "type": "BadRequestError"},
+    ),
+    "vllm_guidance": (
+        400,
+        {"message": "Grammar error: Unknown format: uri in the schema", "type": "BadRequestError"},
+    ),
+    "llama_cpp_schema": (
+        500,
+        {
+            "code": 500,
+            "message": 'JSON schema conversion failed:\nUnrecognized schema: {"maxItems":2}',
+            "type": "server_error",
+        },
+    ),
+    "llama_cpp_tools": (
+        500,
+        {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"},
+    ),
+    "ollama_tools": (
+        400,
+        {"message": "registry.ollama.ai/library/gemma3:4b does not support tools", "type": "api_error"},
+    ),
+    "ollama_go": (
+        400,
+        {
+            "message": "json: cannot unmarshal array into Go struct field ChatRequest.tools.function.parameters"
+            ".properties.type of type string",
+            "type": "invalid_request_error",
+        },
+    ),
+    "lmstudio_json_object": (400, {"message": "'response_format.type' must be 'json_schema' or 'text'"}),
+    "openai_strict": (
+        400,
+        {
+            "message": "Invalid schema for response_format 'X': In context=(), 'required' is required to be "
+            "supplied and to be an array including every key in properties. Missing 'rationale'.",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        },
+    ),
+    "openai_temperature": (
+        400,
+        {
+            "message": "Unsupported value: 'temperature' does not support 0.0 with this model. Only the default "
+            "(1) value is supported.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "unsupported_value",
+        },
+    ),
+    "openai_max_tokens": (
+        400,
+        {
+            "message": "Unsupported parameter: 'max_completion_tokens' is not supported with this model.",
+            "type": "invalid_request_error",
+            "param": "max_completion_tokens",
+            "code": "unsupported_parameter",
+        },
+    ),
+    "context_length": (
+        400,
+        {
+            "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
+            "type": "BadRequestError",
+        },
+    ),
+}
+REFUSABLE = ("json_schema", "json_mode", "function_calling", "strict", "temperature", "max_tokens", "any")
+SCHEMA_MARKER = "follows this JSON schema:\n"
+
+
 @dataclass
 class Recorded:
     """One request as the server saw it."""
@@ -88,6 +211,7 @@ class Recorded:
     status: int
     authorization: bool
     at: float = field(default_factory=time.monotonic)
+    answer_text: str | None = None  # what the server answered (content or tool arguments)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -117,8 +241,8 @@ def request_schema(body: dict[str, Any]) -> dict[str, Any] | None:
         return dict(tool["function"]["parameters"])
     for msg in body.get("messages") or []:
         content = str(msg.get("content") or "")
-        if "Schema:\n" in content:
-            return dict(json.loads(content.rsplit("Schema:\n", 1)[1].strip().splitlines()[0]))
+        if SCHEMA_MARKER in content:
+            return dict(json.loads(content.rsplit(SCHEMA_MARKER, 1)[1].strip().splitlines()[0]))
     return None
 
 
@@ -157,12 +281,13 @@ def mask_layers(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def valid_mask(schema: dict[str, Any]) -> dict[str, Any]:
-    """A valid mask: the first ``maxItems`` ops of every layer, preferring ops other than ``none``."""
+def valid_mask(schema: dict[str, Any], shift: int = 0) -> dict[str, Any]:
+    """A valid mask: ``maxItems`` ops of every layer other than ``none``, starting at the ``shift``-th."""
     answer: dict[str, Any] = {}
     for name, layer in mask_layers(schema).items():
         ops = [op for op in layer["ops"] if op != "none"] or layer["ops"][:1]
-        ops = ops[: layer["max"] or 2]
+        k = shift % len(ops)
+        ops = (ops[k:] + ops[:k])[: layer["max"] or 2]
         answer[name] = {"ops": ops, "inputs": layer["inputs"][:2]} if layer["inputs"] is not None else ops
     answer["rationale"] = "Convolutions everywhere, as the principles favour."
     return answer
@@ -176,18 +301,74 @@ def wants_mask(body: dict[str, Any]) -> bool:
     return "refined search space" in "\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
 
 
+def _tried_regions(body: dict[str, Any]) -> int:
+    """How many regions the request says were tried, plus repair rounds that refused a tried one."""
+    text = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
+    listed = 0
+    if "Regions already tried" in text:
+        block = text.split("Regions already tried", 1)[1].split("\n## ", 1)[0]
+        listed = sum(1 for line in block.splitlines() if line[:1].isdigit())
+    return listed + text.count("already tried; propose")
+
+
 def smart_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """A valid answer for whichever schema the request asks for."""
+    """A valid answer for whichever schema the request asks for (a region not tried yet, for masks)."""
     if wants_mask(body):
         schema = request_schema(body)
         if schema is None:
             raise ValueError("a mask request without a schema")
-        return valid_mask(schema)
-    return json.loads(json.dumps(PRINCIPLES))
+        return valid_mask(schema, _tried_regions(body))
+    answer = json.loads(json.dumps(PRINCIPLES))
+    for layer in principle_layers(request_schema(body) or {}):  # one principle per layer: a complete set
+        answer["principles"].append(
+            {"statement": f"Keep {layer} as the best cells have it.", "evidence": "", "confidence": 0.6, "layer": layer}
+        )
+    return answer
+
+
+def principle_layers(schema: dict[str, Any]) -> list[str]:
+    """The layer names a principle schema allows (its ``layer`` enum), in order."""
+    for node in [schema, *(schema.get("$defs") or {}).values()]:
+        layer = (node.get("properties") or {}).get("layer")
+        if isinstance(layer, dict):
+            for option in layer.get("anyOf", [layer]):
+                option = _resolve(schema, option)
+                if "enum" in option:
+                    return [str(v) for v in option["enum"]]
+    return []
+
+
+def styled(content: str, style: str) -> tuple[str, str | None]:
+    """``content`` (a JSON answer) written in an answer style: (message content, reasoning_content)."""
+    thinking = 'The top cells share {edge_0_3: skip_connect}; maybe {"layer": "all edges"} is too vague.'
+    if style == "valid_fenced":
+        return f"Here is my answer.\n```json\n{content}\n```\nI hope it helps.", None
+    if style == "fence_plain":
+        return f"```\n{content}\n```", None
+    if style == "think_braces":
+        return f'<think>\n{thinking}\nDraft: {{"principles": []}} is empty, no.\n</think>\n\n{content}', None
+    if style == "thinking_tag":
+        return f"<thinking>{thinking}</thinking>\n{content}\nDone.", None
+    if style == "orphan_think":
+        return f"{thinking}\n</think>\n{content}", None
+    if style == "reasoning_content":
+        return content, thinking
+    if style == "reasoning_only":
+        return "", f"{thinking}\nFinal answer:\n{content}"
+    if style == "prose_braces_after":
+        return f'{content}\nNote: I kept {{edge_0_1}} and {{"ops": "as before"}} unchanged.', None
+    if style == "prose_braces_before":
+        return f"Using the template {{analysis, principles}} you gave, my answer is: {content}", None
+    if style == "wrapped":
+        return json.dumps({"answer": json.loads(content)}), None
+    raise ValueError(f"unknown answer style {style!r}")
 
 
 def faulty_answer(body: dict[str, Any], fault: str) -> dict[str, Any]:
     """A JSON answer with the content fault ``fault`` (masks) or a schema violation (principles)."""
+    if fault == "free_strings":
+        free = {"statement": "Convolutions help everywhere.", "evidence": "", "confidence": 0.8}
+        return {"analysis": "x", "principles": [{**free, "layer": "all edges", "favour": ["3x3 conv"], "avoid": []}]}
     if not wants_mask(body):
         if fault == "missing_layers":
             return {"analysis": "forgot the principles"}
@@ -227,6 +408,11 @@ def faulty_answer(body: dict[str, Any], fault: str) -> dict[str, Any]:
 # -- the server ----------------------------------------------------------------------------------
 def _error(status: int, message: str, kind: str, code: str | None = None) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _refusal(name: str) -> tuple[int, dict[str, Any]]:
+    status, error = REFUSALS[name]
+    return status, {"error": dict(error)}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -283,6 +469,10 @@ class FakeOpenAI:
 
     Args:
         mode: ``"full"`` (json_schema, json mode and tools), ``"json_mode_only"`` or ``"tools_only"``.
+        refuse: feature -> refusal name (:data:`REFUSALS`); features: ``json_schema``, ``json_mode``,
+            ``function_calling``, ``strict`` (a request asking for strict output), ``temperature`` and
+            ``max_tokens`` (a request carrying them), ``any`` (every request: context length).
+        answer: ``answer(body) -> dict | None`` replaces the smart answer (None: the smart one).
         fault_rate: share of unscripted requests that get a random fault from ``faults``.
         seed: seeds the fault RNG, so a chaos run is reproducible for a given request order.
         faults: the faults chaos mode draws from.
@@ -302,9 +492,21 @@ class FakeOpenAI:
         api_key: str | None = None,
         slow_s: float = 3.0,
         retry_after_s: float = 1.0,
+        refuse: dict[str, str] | None = None,
+        answer: Any = None,
     ):
         if mode not in ("full", "json_mode_only", "tools_only"):
             raise ValueError(f"unknown mode {mode!r}")
+        shorthand = {
+            "full": {},
+            "json_mode_only": {"json_schema": "generic_json_schema"},
+            "tools_only": {"json_schema": "generic_response_format", "json_mode": "generic_response_format"},
+        }[mode]
+        self.refuse = {**shorthand, **(refuse or {})}
+        bad = sorted(set(self.refuse) - set(REFUSABLE)) + sorted(set(self.refuse.values()) - set(REFUSALS))
+        if bad:
+            raise ValueError(f"unknown refusal feature(s) or name(s): {bad}")
+        self.answer = answer
         unknown = sorted(set(faults) - set(BEHAVIOURS))
         if unknown:
             raise ValueError(f"unknown faults {unknown}")
@@ -380,13 +582,29 @@ class FakeOpenAI:
 
     # -- handling -------------------------------------------------------------------------------
     def _capability_error(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-        fmt = (body.get("response_format") or {}).get("type")
-        if self.mode == "json_mode_only" and fmt == "json_schema":
-            return _error(
-                400, "response_format type 'json_schema' is not supported, use 'json_object'", "invalid_request_error"
-            )
-        if self.mode == "tools_only" and fmt is not None:
-            return _error(400, "'response_format' is not supported by this server", "invalid_request_error")
+        """The refusal this request earns, if it uses a feature the server refuses."""
+        fmt = body.get("response_format") or {}
+        used = []
+        if "any" in self.refuse:
+            used.append("any")
+        if "temperature" in body:
+            used.append("temperature")
+        if "max_completion_tokens" in body or "max_tokens" in body:
+            used.append("max_tokens")
+        strict = bool((fmt.get("json_schema") or {}).get("strict")) or any(
+            t.get("function", {}).get("strict") for t in body.get("tools") or []
+        )
+        if strict:
+            used.append("strict")
+        if fmt.get("type") == "json_schema":
+            used.append("json_schema")
+        elif fmt.get("type") == "json_object":
+            used.append("json_mode")
+        if body.get("tools"):
+            used.append("function_calling")
+        for feature in used:
+            if feature in self.refuse:
+                return _refusal(self.refuse[feature])
         return None
 
     def handle(self, h: _Handler, body: dict[str, Any]) -> None:
@@ -425,9 +643,9 @@ class FakeOpenAI:
             record.status = rejected[0]
             h._send(*rejected)
             return
-        record.status = self._respond(h, body, behaviour)
+        record.status = self._respond(h, body, behaviour, record)
 
-    def _respond(self, h: _Handler, body: dict[str, Any], behaviour: str) -> int:
+    def _respond(self, h: _Handler, body: dict[str, Any], behaviour: str, record: Recorded) -> int:
         if behaviour == "unauthorized":
             h._send(*_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
             return 401
@@ -460,6 +678,9 @@ class FakeOpenAI:
             h.wfile.write(page)
             return 200
         data = self._completion(body, behaviour)
+        message = data["choices"][0]["message"]
+        calls = message.get("tool_calls") or []
+        record.answer_text = calls[0]["function"]["arguments"] if calls else message.get("content")
         if behaviour == "truncated":
             payload = json.dumps(data).encode()
             h.close_connection = True
@@ -480,10 +701,12 @@ class FakeOpenAI:
         tools = body.get("tools") or []
         finish = "stop"
         tool_args: str | None = None
-        if behaviour in ("valid", "truncated", "ignore_tools", "valid_fenced"):
-            content = json.dumps(smart_answer(body))
-            if behaviour == "valid_fenced":
-                content = f"Here is my answer.\n```json\n{content}\n```\nI hope it helps."
+        reasoning: str | None = None
+        if behaviour in ("valid", "truncated", "ignore_tools", *ANSWER_STYLES):
+            custom = self.answer(body) if self.answer is not None else None
+            content = json.dumps(custom if custom is not None else smart_answer(body))
+            if behaviour in ANSWER_STYLES:
+                content, reasoning = styled(content, behaviour)
         elif behaviour == "bad_tool_args":
             content = json.dumps(smart_answer(body))[:-5] + "'''"
         elif behaviour == "prose":
@@ -492,12 +715,14 @@ class FakeOpenAI:
             content, finish = json.dumps(smart_answer(body))[:40], "length"
         else:
             content = json.dumps(faulty_answer(body, behaviour))
-        if tools and behaviour not in ("ignore_tools", "prose"):
+        if tools and behaviour not in ("ignore_tools", "prose", *ANSWER_STYLES):
             tool_args, content_out = content, None
             finish = "tool_calls" if finish == "stop" else finish
         else:
             content_out = content
         message: dict[str, Any] = {"role": "assistant", "content": content_out}
+        if reasoning is not None:
+            message["reasoning_content"] = reasoning
         if tool_args is not None:
             message["tool_calls"] = [
                 {
@@ -507,7 +732,7 @@ class FakeOpenAI:
                 }
             ]
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
-        completion_tokens = max(1, len(content) // 4)
+        completion_tokens = max(1, (len(content) + len(reasoning or "")) // 4)
         return {
             "id": f"chatcmpl-fake-{self._count}",
             "object": "chat.completion",

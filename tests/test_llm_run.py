@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fake_openai import CHAOS_FAULTS, FakeOpenAI
 
+from lapt.agents import compact
 from lapt.agents.llm import LLMSettings
 from lapt.llm_cache import ResponseCache
 from lapt.masks import full_mask, mask_model
@@ -115,13 +116,39 @@ def test_llm_run_completes_and_the_learner_sees_only_the_source(fake, nb201, tmp
     top_target = np.argsort(-np.nan_to_num(target, nan=-np.inf))[:50]
     top_source = np.argsort(-np.nan_to_num(source, nan=-np.inf))[:50]
     assert "cifar100" not in learn.text
-    assert all(f"{source[i]:.4f}" in learn.text for i in top_source)  # the format the prompt uses...
-    assert not any(f"{target[i]:.4f}" in learn.text for i in top_target)  # ...and no target value in it
+    assert all(f" {compact.value(source[i])}\n" in learn.text for i in top_source)  # the prompt's format...
+    assert not any(compact.value(target[i]) in learn.text for i in top_target)  # ...and no target value in it
     assert decisions[0]["saw_tasks"] == ["cifar10"]
     # The adapter does see the target (that is its job), and says so.
     assert any("cifar100" in r.text for r in fake.chat_requests()[2:])
     # Every paid answer is in the run's own response cache (a resume would not pay for it again).
     assert len(ResponseCache(run / "llm_cache.sqlite")) == paid
+    # Every decision says how its answer was read; a stalled search never gets a region it tried.
+    assert all(d["extraction"] == "json" and d["failure"] is None for d in decisions)
+    masks = [json.loads(p.read_text())["mask"] for p in sorted((run / "masks").glob("v*.json"))]
+    stalled = [i for i, d in enumerate(decisions) if d.get("branch") == "stalled"]
+    for i in stalled:
+        version = (i + 1) // 2  # the refiner decision right after this adapter wrote this mask version
+        assert all(_region(masks[version]) != _region(m) for m in masks[:version])
+    stalled_texts = [r.text for r in fake.chat_requests() if "stopped improving" in r.text]
+    assert len(stalled_texts) == len(stalled) and all("Regions already tried" in t for t in stalled_texts)
+
+
+def _region(mask: dict) -> dict:
+    return {k: sorted(v) for k, v in mask.items() if k != "rationale"}
+
+
+def test_reasoning_answers_and_a_first_timeout_still_give_a_refined_search(nb201, tmp_path):
+    with FakeOpenAI(slow_s=1.5) as fake:
+        # The learner's first attempt times out; the retry answers with a think block holding braces.
+        fake.script("slow", "think_braces", "prose_braces_after")
+        code = lapt_main(fake.url, tmp_path / "run", "--llm-timeout", "1", "--budget", "6")
+        assert code == 0
+    decisions = read_jsonl(tmp_path / "run" / "decisions.jsonl")
+    learner, refiner = decisions[0], decisions[1]
+    assert learner["ok"] and learner["extraction"] == "after_think" and "Timeout" in learner["attempts"][0]
+    assert refiner["ok"] and refiner["extraction"] == "embedded" and refiner["source"] == "refiner"
+    assert check_masks(nb201, tmp_path / "run")[0]["size"] < nb201.size()  # a refined space, not plain search
 
 
 # -- configuration errors: one line, exit 2 ----------------------------------------------------------------
@@ -158,7 +185,8 @@ def test_a_learner_without_an_answer_stops_the_run_loudly(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["evaluations"] == 0 and summary["ended"] == "agent_failed" and summary["degraded"]
     learner = read_jsonl(run / "decisions.jsonl")[0]
-    assert learner["agent"] == "learner" and learner["ok"] is False and learner["error"] and learner["attempts"]
+    assert learner["agent"] == "learner" and learner["ok"] is False and learner["error"] and learner["failure"]
+    assert learner["attempts"]
 
 
 def test_every_call_faulty_run_can_continue_in_the_full_space_and_says_it_is_degraded(nb201, tmp_path, capsys):
@@ -177,7 +205,6 @@ def test_every_call_faulty_run_can_continue_in_the_full_space_and_says_it_is_deg
     assert learner["agent"] == "learner" and learner["ok"] is False and "no principles" in learner["note"]
     records = check_masks(nb201, run)
     assert records[0]["source"] == "full" and records[0]["size"] == 15625
-
 
 def test_faults_after_learning_keep_the_previous_mask(nb201, tmp_path):
     with FakeOpenAI(fault_rate=1.0, faults=FAULTS, seed=5, retry_after_s=0.05) as fake:

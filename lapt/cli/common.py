@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
@@ -18,6 +19,14 @@ def add_llm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-timeout", type=float, default=60.0, metavar="S", help="per-call timeout (default 60 s)")
     g.add_argument("--llm-attempts", type=int, default=4, metavar="N", help="attempts per call on transient errors")
     g.add_argument("--llm-repairs", type=int, default=2, metavar="N", help="repair rounds for invalid answers")
+    g.add_argument(
+        "--llm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="request option, repeatable: temperature (default 0; null: the server's), max_tokens (default: what "
+        "fits a 4,096-token context; null: none), reasoning_effort, top_p, seed, or any extra body field",
+    )
     g.add_argument("--prompts", metavar="DIR", help="folder of prompt files overriding any subset of the shipped ones")
 
 
@@ -78,6 +87,8 @@ def sources(args: argparse.Namespace) -> list[str]:
 def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
     """LLMSettings from --llm (explicit options beat environment variables), or None for offline.
 
+    Every LLM option is checked here, before any work: the URL (http/https with a host, from
+    --llm-base-url or OPENAI_BASE_URL), a finite timeout > 0, the counts, every --llm-option.
     ``announce=False`` leaves the offline notice to the caller (:func:`announce_offline`), so that a
     command refusing bad input prints nothing but its one error line.
     """
@@ -91,13 +102,29 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
     from pydantic import SecretStr
 
     from lapt.agents.llm import LLMSettings
+    from lapt.config import check_base_url, check_llm_options, parse_llm_option
 
     key = os.environ.get("OPENAI_API_KEY")
-    base_url = args.llm_base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if args.llm_base_url:
+        base_url: str | None = check_base_url(args.llm_base_url, "--llm-base-url")
+    elif os.environ.get("OPENAI_BASE_URL"):
+        base_url = check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
+    else:
+        base_url = None
     if not key and base_url is None:
         raise UserError("--llm needs OPENAI_API_KEY for the OpenAI API (or --llm-base-url for a local server)")
-    if args.llm_timeout <= 0 or args.llm_attempts < 1 or args.llm_repairs < 0:
-        raise UserError("--llm-timeout must be > 0, --llm-attempts >= 1 and --llm-repairs >= 0")
+    if not math.isfinite(args.llm_timeout) or args.llm_timeout <= 0:
+        raise UserError(f"--llm-timeout must be a finite number of seconds > 0, got {args.llm_timeout:g}")
+    if args.llm_attempts < 1 or args.llm_repairs < 0:
+        raise UserError("--llm-attempts must be >= 1 and --llm-repairs >= 0")
+    options: dict[str, Any] = {}
+    for text in getattr(args, "llm_option", None) or []:
+        k, v = parse_llm_option(text)
+        options[k] = v
+    try:
+        options = check_llm_options(options)
+    except ValueError as e:
+        raise UserError(f"--llm-option {str(e).removeprefix('option ')}") from None
     return LLMSettings(
         model=model,
         base_url=base_url,
@@ -105,6 +132,7 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
         timeout_s=args.llm_timeout,
         max_attempts=args.llm_attempts,
         max_repairs=args.llm_repairs,
+        options=options,
     )
 
 

@@ -17,6 +17,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("resume", help="continue a killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of the run to continue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--llm-base-url",
+        metavar="URL",
+        help="the LLM server URL of the run, when it held a password (recorded redacted; or OPENAI_BASE_URL)",
+    )
     p.set_defaults(func=run)
 
 
@@ -24,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
     """Resume, then print the result as ``lapt run`` does."""
     from lapt.api import resume
     from lapt.cli.run_cmd import report
+    from lapt.config import check_base_url
 
-    return report(resume(Path(args.run_dir), progress=not args.quiet))
+    url = check_base_url(args.llm_base_url, "--llm-base-url") if args.llm_base_url else None
+    return report(resume(Path(args.run_dir), progress=not args.quiet, llm_base_url=url))
 
 
 def precheck_resume(run_dir: Path, settings: Any, principles: Any, prompt_hashes: dict[str, str]) -> None:
