@@ -219,7 +219,7 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     s = ctx.settings
     trials = _trials(state)
     best = _best(trials)
-    best_val = best.val if best is not None else None
+    best_val = best.fitness if best is not None else None  # fitness: higher is better whatever the metric
     before = state.get("best_at_adapt")
     improved = best_val is not None and (before is None or best_val > before)
     branch = "improved" if improved else "stalled"
@@ -235,7 +235,8 @@ def adapt(state: LaptState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx.on_event("decision", decision)
         return update | {"decisions": [decision]}
     ok = sorted((t for t in trials if t.fitness is not None), key=lambda t: -(t.fitness or 0.0))
-    top = [(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.val or 0.0)) for t in ok[: s.top_target]]
+    # Agents read fitness (a lower-is-better metric negated), as the learner does; the space says so.
+    top = [(ctx.space.describe_genotype(ctx.space.parse(t.arch)), float(t.fitness or 0.0)) for t in ok[: s.top_target]]
     original = PrincipleSet.model_validate(principles[0])
     current = PrincipleSet.model_validate(principles[-1])
     outcome = ctx.adapter(branch, ctx.space, original, current, s.target, top, state["masks"][-1]["mask"])

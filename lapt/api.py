@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import time
@@ -36,11 +35,6 @@ class RunResult:
     summary: dict[str, Any]
     run_dir: Path | None = None
     prompt_hashes: dict[str, str] = field(default_factory=dict)
-
-
-@functools.cache
-def _all_genotypes(space: SearchSpace) -> tuple[Any, ...]:
-    return tuple(space.enumerate())
 
 
 def target_table(space: SearchSpace, settings: RunSettings) -> Any:
@@ -74,7 +68,7 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
         raise UserError("--no-adapt contradicts --adapt-every: a run that never adapts has no adaptation interval")
     settings = parse_settings(**values)
     space = get_space(settings.space)
-    settings = settings.resolved(space_defaults(space.name, space.adapt_every, space.default_max_ops))
+    settings = settings.resolved(space_defaults(space))
     if settings.tournament and settings.population and settings.tournament > settings.population:
         raise UserError(
             f"tournament ({settings.tournament}) cannot exceed population ({settings.population} on {space.name})"
@@ -127,8 +121,8 @@ def build_context(
         # Only the source tasks' columns leave the table: the learner never sees the target.
         if source_table is None:
             raise UserError(f"space {space.name} has no table to learn principles from; pass --principles")
-        archs = _all_genotypes(space)
-        return [SourceData(t, archs, source_table.values(t, "val")) for t in settings.sources]
+        # Fitness (higher is better) of the architectures the table holds, whatever the metric's direction.
+        return [SourceData(t, *source_table.measured(t)) for t in settings.sources]
 
     ctx = RunContext(
         settings=settings,
@@ -166,10 +160,10 @@ def summarize(
         "wall_s": round(wall_s, 3),
     }
     if table is not None:
-        optimum, top = thresholds(table.values(settings.target, "val"))
+        optimum, top = thresholds(table.fitness(settings.target))
         out["evals_to_optimum"] = evals_to_reach(trials, optimum)
         out["evals_to_top0.1%"] = evals_to_reach(trials, top)
-        out["optimum_val"] = optimum
+        out["optimum_val"] = optimum if space.higher_is_better else -optimum
     return out
 
 

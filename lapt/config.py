@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lapt.errors import UserError
+from lapt.spaces import SearchSpace
 
 
 class RunSettings(BaseModel):
@@ -20,13 +21,15 @@ class RunSettings(BaseModel):
     budget: int = Field(20, ge=1)
     seed: int = 0
     strategy: Literal["rea", "random", "local"] = "rea"
-    population: int | None = Field(None, ge=1, description="REA population (default: 5 on NB201, 10 on TNB101).")
-    tournament: int | None = Field(None, ge=1, description="REA tournament (default: 2 on NB201, 5 on TNB101).")
+    # None below means the space's search defaults (SearchSpace.search_defaults: NB201 5/2/5/2/5, TNB101
+    # 10/5/10/3/15, a space file's [search]).
+    population: int | None = Field(None, ge=1, description="REA population (default: the space's).")
+    tournament: int | None = Field(None, ge=1, description="REA tournament (default: the space's).")
     adapt: bool = True
-    adapt_every: int | None = Field(None, ge=1, description="Evaluations between adaptations (5 NB201, 10 TNB101).")
-    max_ops: int | None = Field(None, ge=1, description="Max ops per layer in a refined space (2 NB201, 3 TNB101).")
+    adapt_every: int | None = Field(None, ge=1, description="Evaluations between adaptations (default: the space's).")
+    max_ops: int | None = Field(None, ge=1, description="Max ops per layer in a refined space (default: the space's).")
     top_k: int = Field(50, ge=1, description="Source architectures shown to the learner.")
-    top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter.")
+    top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter (the space's).")
     batch_size: int = Field(1, ge=1)
     evaluator: Literal["table", "train"] = "table"
     executor: Literal["local", "threads", "processes", "ray"] = "local"
@@ -60,11 +63,9 @@ class RunSettings(BaseModel):
         return self.model_copy(update=updates)
 
 
-def space_defaults(space_name: str, adapt_every: int, max_ops: int) -> dict[str, Any]:
-    """The paper's settings per space: REA 5/2 and top-5 on NB201, 10/5 and top-15 on TNB101."""
-    if space_name == "tnb101":
-        return {"population": 10, "tournament": 5, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 15}
-    return {"population": 5, "tournament": 2, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 5}
+def space_defaults(space: SearchSpace) -> dict[str, Any]:
+    """The settings a space owns (the paper's per space, or a space file's ``[search]``) as settings fields."""
+    return space.search_defaults().as_settings()
 
 
 def parse_settings(**values: Any) -> RunSettings:

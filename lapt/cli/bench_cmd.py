@@ -101,7 +101,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         methods=parse_methods(args.methods),
         seeds=list(range(args.seeds)),
         budget=budget,
-        max_ops=args.max_ops or table.space.default_max_ops,
+        max_ops=args.max_ops or table.space.search_defaults().max_ops,
         top_k=args.top_k,
         reasoner="offline" if llm is None else "llm",
         llm=None if llm is None else llm.public(),
