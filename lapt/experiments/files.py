@@ -101,7 +101,8 @@ class MaskStats(BaseModel):
 
 
 class Reference(BaseModel):
-    """The target's reference values: thresholds (validation) and the best cell's reported metric."""
+    """The target's reference values: thresholds (validation) and the best cell's reported metric, all in
+    the metric's own units (the optimum is the lowest value of a lower-is-better metric)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -128,7 +129,9 @@ class CurvesFile(BaseModel):
 
     format: Literal[1] = 1
     config: BenchConfig
-    metric: Literal["test", "val"]
+    metric: Literal["test", "val"] = Field(description="the split reported: test where published, else val")
+    selection: Literal["val", "test"] = Field("val", description="the split selection uses (test: no validation)")
+    higher_is_better: bool = True
     wall_s: float
     workers: int
     references: dict[str, Reference]
