@@ -17,6 +17,7 @@ from typing import Any
 
 from lapt.config import RunSettings, parse_settings, space_defaults
 from lapt.errors import UserError
+from lapt.evaluator_choice import choose_evaluator
 from lapt.metrics import evals_to_reach, incumbent_curve, thresholds
 from lapt.run_dir import RunDirectory, default_run_dir
 from lapt.schemas import PrincipleSet, Trial
@@ -69,6 +70,9 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
     settings = parse_settings(**values)
     space = get_space(settings.space)
     settings = settings.resolved(space_defaults(space))
+    if settings.evaluator_path is None or settings.evaluator is None:
+        evaluator, path = choose_evaluator(space, settings.evaluator)
+        settings = settings.model_copy(update={"evaluator": evaluator, "evaluator_path": path})
     if settings.tournament and settings.population and settings.tournament > settings.population:
         raise UserError(
             f"tournament ({settings.tournament}) cannot exceed population ({settings.population} on {space.name})"

@@ -31,7 +31,13 @@ class RunSettings(BaseModel):
     top_k: int = Field(50, ge=1, description="Source architectures shown to the learner.")
     top_target: int | None = Field(None, ge=1, description="Target architectures shown to the adapter (the space's).")
     batch_size: int = Field(1, ge=1)
-    evaluator: Literal["table", "train"] = "table"
+    evaluator: str | None = Field(
+        None,
+        pattern=r"^(table|train|python(:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*)?)$",
+        description="table, train, python:MODULE:FUNCTION, or python (the function the space file names); "
+        "None: the space's table, else the evaluator its file names (see lapt.evaluator_choice).",
+    )
+    evaluator_path: str | None = Field(None, description="Folder a python evaluator's module is imported from.")
     executor: Literal["local", "threads", "processes", "ray"] = "local"
     workers: int | None = Field(None, ge=1, description="Parallel evaluations (threads/processes: <= cores).")
     ray_address: str | None = Field(None, description="An existing Ray cluster (default: a local one on 127.0.0.1).")

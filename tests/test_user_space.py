@@ -150,7 +150,7 @@ def test_code_description(toy):
 def test_cli_spaces_and_eval():
     out = lapt("spaces", "--file", str(TOY))
     assert out.returncode == 0, out.stderr
-    assert "81 architectures" in out.stdout and "81 rows (dense)" in out.stdout
+    assert "81 architectures" in out.stdout and "81 rows (every architecture)" in out.stdout
     out = lapt("eval", str(TOY), BEST_A, "--task", "task_a", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--resume needs --run-dir (the folder of the run to continue)")
     llm = llm_settings(args, announce=False)
     values = run_values(args)
-    if args.evaluator == "train":
+    from lapt.evaluator_choice import choose_evaluator
+    from lapt.spaces import get_space
+
+    values["evaluator"], values["evaluator_path"] = choose_evaluator(get_space(args.space), args.evaluator)
+    if values["evaluator"] == "train":
         from lapt.cli.train_options import train_settings
 
         values["train"] = train_settings(args)
@@ -60,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         values |= {"reasoner": "llm", "llm": llm.public()}
     principles = None
     if args.principles:
-        from lapt.spaces import get_space
-
         principles, transfer_report = resolve_principles(args.principles, get_space(args.space), args.store)
         for line in transfer_report:
             print(f"lapt: principles transferred: {line}", file=sys.stderr)
@@ -90,17 +92,33 @@ def run(args: argparse.Namespace) -> int:
     return report(result)
 
 
+def metric_text(settings: Any, val: float, test: float | None) -> str:
+    """``val=... test=...`` as the run's table has them: a test-only benchmark shows its one metric, and a
+    lower-is-better metric says so."""
+    from lapt.spaces import get_space
+    from lapt.tables import table_for
+
+    space = get_space(settings.space)
+    table = table_for(space) if settings.evaluator == "table" else None
+    direction = "" if space.higher_is_better else "  (lower is better)"
+    if table is not None and table.selection == "test":
+        return f"test={val:.4f} (the benchmark's only metric: selection uses it){direction}"
+    return f"val={val:.4f}  test={'n/a' if test is None else f'{test:.3f}'}{direction}"
+
+
 def report(result: Any) -> int:
     """Print where the run went and its result (also used by ``lapt resume``)."""
     s = result.summary
     best = s["best"]
     print(f"run directory: {result.run_dir}")
     if best is None:
-        print("no successful evaluation")
-        return 0
-    test = "n/a" if best["test"] is None else f"{best['test']:.3f}"
+        errors = [t.error for t in result.trials if t.error]
+        first = f"; the first: {errors[0]}" if errors else ""
+        print(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}",
+              file=sys.stderr)
+        return 1
     where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
-    print(f"best: {best['arch']}  val={best['val']:.4f}  test={test}  ({where})")
+    print(f"best: {best['arch']}  {metric_text(result.settings, best['val'], best['test'])}  ({where})")
     if "evals_to_optimum" in s:
         reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
         print(reach)

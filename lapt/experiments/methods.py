@@ -135,13 +135,13 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     from lapt.strategies import make_strategy
 
     table = bench_table(config.space)
-    space = table.space
+    space: SearchSpace = table.space
     usage = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
     mask_counts = None
     if job.method in ("lapt", "lapt-transfer"):
         from lapt.api import execute
 
-        settings, space = settings_for(job, config, llm)
+        settings, _ = settings_for(job, config, llm)
         result = execute(settings, space, llm=llm, run_dir=False)
         trials = result.trials
         usage = {k: int(result.summary["usage"].get(k, 0)) for k in usage}

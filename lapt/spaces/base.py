@@ -165,7 +165,11 @@ class SearchSpace(abc.ABC):
     def is_valid(self, genotype: Genotype) -> bool:
         """Whether ``genotype`` is an architecture of the space (every combination is, unless the space
         declares validity rules or takes its candidates from a table)."""
-        return True
+        return self.why_invalid(genotype) is None
+
+    def why_invalid(self, genotype: Genotype) -> str | None:
+        """One line saying why ``genotype`` is not an architecture of the space, or None when it is one."""
+        return None
 
     @abc.abstractmethod
     def contains(self, genotype: Genotype, mask: MaskSpec) -> bool:

@@ -88,6 +88,9 @@ class CellSpace(SearchSpace):
     def is_valid(self, genotype: Genotype) -> bool:
         return self.validity is None or self.validity.is_valid(genotype)
 
+    def why_invalid(self, genotype: Genotype) -> str | None:
+        return None if self.validity is None else self.validity.why_invalid(genotype)
+
     def region_problem(self, mask: MaskSpec) -> str | None:
         """A cell needs a path from input to output avoiding ``none``; a chain needs every layer that is
         not optional to keep an op other than ``none``; both need one valid architecture."""

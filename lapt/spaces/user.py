@@ -267,8 +267,10 @@ class UserSpace(CellSpace):
 
 
 # -- loading ----------------------------------------------------------------------------------------
-def load_user_space(path: str | Path) -> UserSpace:
+def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
     """Read, validate and build the space a TOML file declares (and verify its table, if any).
+
+    ``read_table=False`` leaves the table out (for a script that measures the architectures to write it).
 
     Raises:
         UserError: one line naming the file and the first problem found.
@@ -286,7 +288,7 @@ def load_user_space(path: str | Path) -> UserSpace:
         raise fail("[validity] leaves no valid architecture: every op combination is forbidden")
     if spec.validity.table_only and spec.table is None:
         raise fail("[validity] table_only needs a [table]: the table's architectures are the candidates")
-    if spec.table is not None:
+    if spec.table is not None and read_table:
         table_path = (path.parent / spec.table.file).resolve()
         space.table_data = read_table_csv(
             space,

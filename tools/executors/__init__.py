@@ -20,6 +20,7 @@ from lapt.tools.executors.evaluator import ExecutorEvaluator
 from lapt.tools.executors.jobs import EvaluatorSpec, Job, build_evaluator, run_job, table_spec
 from lapt.tools.executors.local import LocalExecutor, ThreadExecutor
 from lapt.tools.executors.processes import ProcessExecutor
+from lapt.tools.train_adapter import check_user_network
 
 EXECUTORS = ("local", "threads", "processes", "ray")
 
@@ -30,6 +31,7 @@ __all__ = [
     "ExecutorEvaluator",
     "Job",
     "build_evaluator",
+    "function_spec",
     "make_evaluation",
     "make_executor",
     "run_job",
@@ -61,6 +63,14 @@ def make_executor(name: str = "local", workers: int | None = None, ray_address: 
     raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
 
 
+def function_spec(evaluator: str, path: str | None) -> EvaluatorSpec:
+    """The spec of a ``python:MODULE:FUNCTION`` evaluator: workers import the module by name from ``path``."""
+    module, _, function = evaluator.removeprefix("python:").partition(":")
+    return EvaluatorSpec(
+        "lapt.tools.user_evaluator:FunctionEvaluator", {"module": module, "function": function, "path": path}
+    )
+
+
 def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpec:
     """The training evaluator's spec; its torch threads default to the executor's per-trial share."""
     settings = dict(train)
@@ -72,7 +82,8 @@ def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpe
 def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
     """The run's evaluator, running on the executor the settings name; returns (evaluator, executor).
 
-    The evaluator is built from a spec (table or training settings) that workers rebuild; a custom
+    The evaluator is built from a spec (table, training settings, or a function named by module) that
+    workers rebuild; a user network builder is tried on one architecture first. A custom
     ``evaluator`` object travels to process or Ray workers by pickling, so it must be picklable there.
     """
     executor = make_executor(settings.executor, settings.workers, settings.ray_address, settings.cpus_per_trial,
@@ -89,8 +100,11 @@ def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -
         else:
             if settings.evaluator == "table":
                 job_evaluator = table_spec(settings.space, settings.table)
+            elif settings.evaluator and settings.evaluator.startswith("python:"):
+                job_evaluator = function_spec(settings.evaluator, settings.evaluator_path)
             else:
                 job_evaluator = training_spec(settings.train or {}, executor.threads_per_trial)
+                check_user_network(settings.space, settings.train or {})
             inner = build_evaluator(job_evaluator)
     except BaseException:
         executor.close()
