@@ -20,6 +20,7 @@ from lapt.spaces.base import Genotype, LayerSpec, MaskSpec, SearchSpace
 from lapt.spaces.validity import Validity
 
 NB201_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+MUTATION_DRAWS = 4  # random single changes tried before listing every valid one
 
 
 def edge_layers(edges: Sequence[tuple[int, int]], ops: Sequence[str]) -> tuple[LayerSpec, ...]:
@@ -149,17 +150,26 @@ class CellSpace(SearchSpace):
         return tuple(child)
 
     def _mutate_valid(self, genotype: Genotype, mask: MaskSpec, rng: random.Random, validity: Validity) -> Genotype:
-        """Uniform among the valid single-change children of the projected genotype; when it has none,
-        the nearest valid architecture of the region (the projection itself if it is the only one)."""
+        """A valid single-change child of the projected genotype (a movable layer, then another of its ops,
+        as in the unconstrained case, drawn again while the child is invalid); when a few draws find none,
+        uniform among all valid single-change children; when there is none, the nearest valid
+        architecture of the region (the projection itself if it is the only one)."""
         projected = tuple(
             op if op in allowed else allowed[rng.randrange(len(allowed))]
             for op, allowed in zip(genotype, mask.ops, strict=True)
         )
         valid = validity.is_valid
+        movable = [i for i, allowed in enumerate(mask.ops) if len(allowed) > 1]
+        for _ in range(MUTATION_DRAWS if movable else 0):
+            i = movable[rng.randrange(len(movable))]
+            others = [op for op in mask.ops[i] if op != projected[i]]
+            child = (*projected[:i], others[rng.randrange(len(others))], *projected[i + 1 :])
+            if valid(child):
+                return child
         children = [
             child
-            for i, allowed in enumerate(mask.ops)
-            for op in allowed
+            for i in movable
+            for op in mask.ops[i]
             if op != projected[i] and valid(child := (*projected[:i], op, *projected[i + 1 :]))
         ]
         if children:

@@ -169,6 +169,7 @@ class RuleValidity(Validity):
         self.optional = frozenset(optional)
         self.absent = absent if optional else None
         self.forbids = tuple(trailing_forbids(layer_names, layer_ops, optional, absent)) + tuple(forbids)
+        self._boxes = tuple(f.layers for f in self.forbids)
         self._counts: _RegionCache[int] = _RegionCache()
 
     def why_invalid(self, genotype: Genotype) -> str | None:
@@ -176,6 +177,16 @@ class RuleValidity(Validity):
             if f.matches(genotype):
                 return f.reason
         return None
+
+    def is_valid(self, genotype: Genotype) -> bool:
+        # Plain loops over plain tuples: this runs for every child a mutation considers.
+        for layers in self._boxes:
+            for i, ops in layers:
+                if genotype[i] not in ops:
+                    break
+            else:
+                return False
+        return True
 
     def count(self, mask: MaskSpec) -> int:
         cached = self._counts.get(mask.ops)
@@ -232,8 +243,9 @@ class TableValidity(Validity):
     def __init__(self, space: CellSpace, index: np.ndarray, rules: Validity | None = None):
         self._space = space
         self._rows = np.unique(np.asarray(index, dtype=np.int64))
-        self._valid = np.zeros(space.grid_size(), dtype=bool)
-        self._valid[self._rows] = True
+        valid = np.zeros(space.grid_size(), dtype=np.uint8)
+        valid[self._rows] = 1
+        self._valid = valid.tobytes()  # indexing bytes is several times cheaper than a numpy scalar read
         self._op_index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
         codes = np.empty((self._rows.size, len(space.layers)), dtype=np.int16)
         rest = self._rows.copy()
@@ -250,7 +262,7 @@ class TableValidity(Validity):
         return int(self._rows.size)
 
     def is_valid(self, genotype: Genotype) -> bool:
-        return bool(self._valid[self._space.index(genotype)])
+        return self._valid[self._space.index(genotype)] == 1
 
     def why_invalid(self, genotype: Genotype) -> str | None:
         if self.is_valid(genotype):
