@@ -195,11 +195,14 @@ def run(
         run_dir: where to write the run (a path), a new folder under ``./runs`` (None), or nowhere (False).
         progress: show a progress bar on stderr.
         initial_principles: start from these principles instead of learning.
-        evaluator: a custom evaluator (default: the space's benchmark table).
+        evaluator: a custom evaluator object, or the name of one as ``--evaluator`` takes it ("table",
+            "train", "python:MODULE:FUNCTION", "python"); default: the space's table, else its own evaluator.
         resume: if ``run_dir`` already holds this run (same settings and code), continue it from its last
             checkpoint instead of refusing the folder.
         trace: write the decision trace (``trace.jsonl``, LangSmith run format) in the run directory.
     """
+    if isinstance(evaluator, str):  # a setting ("table", "train", "python:MODULE:FUNCTION"), not an object
+        settings["evaluator"], evaluator = evaluator, None
     values = {"space": space, "sources": list(sources), "target": target, "budget": budget, "seed": seed, **settings}
     if llm is not None:
         values.setdefault("reasoner", "llm")

@@ -10,6 +10,7 @@ gets the architecture as a dict, layer name -> op name.
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 from lapt.code_ref import CodeRef
@@ -81,7 +82,8 @@ def check_user_network(space_name: str, train: dict[str, Any]) -> None:
     """
     space = get_space(space_name)
     ref = user_network(space)
-    if ref is None:
+    key = json.dumps([space_name, ref.identity() if ref else None, train], sort_keys=True, default=str)
+    if ref is None or key in _CHECKED:
         return
     from torch import nn
 
@@ -104,6 +106,10 @@ def check_user_network(space_name: str, train: dict[str, Any]) -> None:
         raise UserError(f"network builder {ref.spec} cannot build {space.to_str(first)}: {text}") from exc
     if not isinstance(model, nn.Module):
         raise UserError(f"network builder {ref.spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    _CHECKED.add(key)  # the CLI checks before it prints anything, the run's evaluation setup again: once is enough
+
+
+_CHECKED: set[str] = set()
 
 
 def make_training_evaluator(settings: dict[str, Any]) -> TrainingAdapter:

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         precheck_resume(run_dir, settings, principles, prompts.hashes)
     else:
         RunDirectory(run_dir).check_new()
+    from lapt.tools.executors import check_evaluation
+
+    check_evaluation(settings)  # a broken evaluator function or network builder: one line, before the notice
     if llm is None:
         announce_offline()
     result = execute(

@@ -31,6 +31,7 @@ __all__ = [
     "ExecutorEvaluator",
     "Job",
     "build_evaluator",
+    "check_evaluation",
     "function_spec",
     "make_evaluation",
     "make_executor",
@@ -77,6 +78,19 @@ def training_spec(train: dict[str, Any], threads_per_trial: int) -> EvaluatorSpe
     if settings.get("num_threads") is None:
         settings["num_threads"] = threads_per_trial
     return EvaluatorSpec("lapt.tools.train_adapter:make_training_evaluator", {"settings": settings})
+
+
+def check_evaluation(settings: RunSettings) -> None:
+    """Build the run's evaluator once here (imports a user function, tries a user network builder), so that
+    bad evaluation input is refused before anything else is said; the run reuses what this built.
+
+    Raises:
+        UserError: the function cannot be imported, the builder cannot build an architecture.
+    """
+    if settings.evaluator and settings.evaluator.startswith("python:"):
+        build_evaluator(function_spec(settings.evaluator, settings.evaluator_path))
+    elif settings.evaluator == "train":
+        check_user_network(settings.space, settings.train or {})
 
 
 def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
