@@ -181,6 +181,7 @@ def read_results(path: Path) -> list[ResultRow]:
     rows = []
     for line, raw in enumerate(reader, start=2):
         data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in COLUMNS}
+        data["sources"] = raw["sources"]  # empty for a baselines-only bench on a single-task space
         try:
             data["finals"] = {int(c[len(FINAL_PREFIX) :]): raw[c] or None for c in finals}
             rows.append(ResultRow.model_validate(data))
