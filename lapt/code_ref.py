@@ -55,15 +55,7 @@ class CodeRef:
         return f"{self.module}:{self.function}"
 
     def _find(self) -> importlib.machinery.ModuleSpec | None:
-        top = self.module.split(".")[0]
-        if self.path is not None:
-            found = importlib.machinery.PathFinder.find_spec(top, [self.path])
-            if found is not None:
-                return found
-        try:
-            return importlib.util.find_spec(top)  # a top-level name: found without importing anything
-        except (ImportError, ValueError):
-            return None
+        return _find_top(self.module, [self.path] if self.path is not None else [])
 
     def files(self) -> list[Path]:
         """The source files the hash covers (see the module docstring); UserError if the module is not found."""
@@ -94,6 +86,36 @@ class CodeRef:
     def identity(self) -> dict[str, str | None]:
         """What a run records about this code: the reference, its folder and the hash of its source."""
         return {"ref": self.spec, "path": self.path, "sha256": self.sha256()}
+
+
+def _find_top(module: str, folders: list[str]) -> importlib.machinery.ModuleSpec | None:
+    """Where ``module``'s top-level package or file is: in the first of ``folders`` holding it, else on
+    ``sys.path``; None if nowhere. Nothing is imported (finders only read the file system)."""
+    top = module.split(".")[0]
+    for folder in folders:
+        found = importlib.machinery.PathFinder.find_spec(top, [folder])
+        if found is not None:
+            return found
+    try:
+        return importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+
+
+def module_folder(module: str, folders: list[str], what: str) -> str | None:
+    """The first of ``folders`` holding ``module``, or None when it is found on ``sys.path`` instead.
+
+    Raises:
+        UserError: the module is nowhere (``what`` names the option or key in the message).
+    """
+    top = module.split(".")[0]
+    for folder in folders:
+        if importlib.machinery.PathFinder.find_spec(top, [folder]) is not None:
+            return folder
+    if _find_top(module, []) is None:
+        where = ", ".join(dict.fromkeys(folders))
+        raise UserError(f"{what}: no module {top!r} in {where or '-'} or on the Python path")
+    return None
 
 
 def _common_parent(files: list[Path]) -> Path:

@@ -17,11 +17,9 @@ builder. The choice is resolved once, before the run, into ``table``, ``train`` 
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
 
-from lapt.code_ref import CodeRef
+from lapt.code_ref import CodeRef, module_folder
 from lapt.errors import UserError
 from lapt.spaces import SearchSpace
 
@@ -62,24 +60,6 @@ def choose_evaluator(space: SearchSpace, requested: str | None) -> tuple[str, st
         return f"python:{user.function.spec}", user.function.path
     if requested.startswith("python:"):
         ref = CodeRef.parse(requested.removeprefix("python:"), what="--evaluator python:")
-        own = [p for p in (user.function, user.network) if p is not None] if user is not None else []
-        return f"python:{ref.spec}", _folder_of(ref, [*(p.path for p in own if p.path), str(Path.cwd())])
+        own = [p.path for p in (user.function, user.network) if p is not None and p.path] if user is not None else []
+        return f"python:{ref.spec}", module_folder(ref.module, [*own, str(Path.cwd())], f"--evaluator {requested}")
     raise UserError(f"unknown evaluator {requested!r} (known: {', '.join(EVALUATORS)})")
-
-
-def _folder_of(ref: CodeRef, folders: list[str]) -> str | None:
-    """The first of ``folders`` holding the module, or None when it is on ``sys.path``; UserError if nowhere."""
-    top = ref.module.split(".")[0]
-    for folder in folders:
-        if importlib.machinery.PathFinder.find_spec(top, [folder]) is not None:
-            return folder
-    try:
-        found = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
-        raise UserError(
-            f"--evaluator python:{ref.spec}: no module {top!r} in {', '.join(dict.fromkeys(folders))} "
-            "or on the Python path"
-        )
-    return None
