@@ -25,7 +25,7 @@ from lapt.graph.context import Agents, RunContext
 from lapt.graph.tracing import traced_agent
 from lapt.schemas import PrincipleSet
 from lapt.search_session import SearchParams, SearchSession
-from lapt.spaces import Genotype, SearchSpace
+from lapt.spaces import SearchSpace
 from lapt.tables import BenchmarkTable, table_for
 from lapt.tools.evaluation import Evaluator
 
@@ -60,11 +60,6 @@ def build_agents(reasoner: Reasoner, prompts: PromptSet, top_k: int = 50) -> Age
     )
 
 
-@functools.cache
-def _all_genotypes(space: SearchSpace) -> tuple[Genotype, ...]:
-    return tuple(space.enumerate())
-
-
 def source_table(space: SearchSpace) -> BenchmarkTable:
     """The table principles are learned from (the space's own); UserError when the space has none."""
     table = table_for(space)
@@ -74,11 +69,10 @@ def source_table(space: SearchSpace) -> BenchmarkTable:
 
 
 def source_data(space: SearchSpace, tasks: Sequence[str]) -> list[SourceData]:
-    """The source tasks' architectures and validation metrics: only their columns leave the table, so the
-    learner never sees the target."""
+    """The source tasks' measured architectures and their fitness: only their columns leave the table, so
+    the learner never sees the target."""
     table = source_table(space)
-    archs = _all_genotypes(space)
-    return [SourceData(t, archs, table.values(t, "val")) for t in tasks]
+    return [SourceData(t, *table.measured(t)) for t in tasks]
 
 
 def search_session(settings: RunSettings, space: SearchSpace) -> SearchSession:

@@ -213,8 +213,11 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         decision = {"agent": "adapter", "branch": branch, "ok": False, "note": "no principles to adapt"}
         return update | _decisions(state, decision)
     round_ = state.get("round", 0)
+    # Agents read fitness (a lower-is-better metric negated), as the learner does; the space says so.
     top = [
-        TargetRow(ctx.space.describe_genotype(ctx.space.parse(t["arch"])), float(t["val"]), t.get("round", 0) == round_)
+        TargetRow(
+            ctx.space.describe_genotype(ctx.space.parse(t["arch"])), float(t["fitness"]), t.get("round", 0) == round_
+        )
         for t in ok[: s.top_target]
     ]
     outcome = ctx.agents.adapter(

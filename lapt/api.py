@@ -45,7 +45,7 @@ def run(
     run_dir: str | Path | bool | None = False,
     progress: bool = False,
     initial_principles: PrincipleSet | None = None,
-    evaluator: Evaluator | None = None,
+    evaluator: Evaluator | str | None = None,
     resume: bool = False,
     trace: bool = True,
     store: str | bool | None = None,
@@ -61,7 +61,8 @@ def run(
             (False).
         progress: show a progress bar on stderr.
         initial_principles: start from these principles instead of learning.
-        evaluator: a custom evaluator (default: the space's benchmark table).
+        evaluator: a custom evaluator object, or the evaluator setting (``"table"``, ``"train"``,
+            ``"python:MODULE:FUNCTION"``); default: the space's table, else the evaluator its file names.
         resume: if ``run_dir`` already holds this run (same settings and code), continue it from its last
             checkpoint instead of refusing the folder.
         trace: write the decision trace (``trace.jsonl``, LangSmith run format) in the run directory.
@@ -73,6 +74,8 @@ def run(
         AgentFailure: the learner gave no principles and ``on_agent_failure`` is ``"stop"``.
     """
     values = {"space": space, "sources": list(sources), "target": target, "budget": budget, "seed": seed, **settings}
+    if isinstance(evaluator, str):  # a setting ("table", "train", "python:MODULE:FUNCTION"), not an object
+        values["evaluator"], evaluator = evaluator, None
     if llm is not None:
         values.setdefault("reasoner", "llm")
         values["llm"] = llm.public()

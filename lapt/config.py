@@ -136,7 +136,6 @@ class LLMConfig(BaseModel):
         return self.base_url is not None and REDACTED in self.base_url
 
 
-
 MAX_SEED = 2**63 - 1
 """Seeds are stored in every checkpoint (msgpack) and in SQLite, both signed 64-bit integers at most."""
 MAX_TRAIN_SEED = 2**32 - 1
@@ -223,25 +222,33 @@ class RunSettings(BaseModel):
     budget: int = Field(default=20, ge=1, le=MAX_BUDGET)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     strategy: Literal["rea", "random", "local"] = "rea"
+    # None below means the space's search defaults (SearchSpace.search_defaults: NB201 5/2/5/2/5, TNB101
+    # 10/5/10/3/15, a space file's [search]).
     population: int | None = Field(
-        default=None, ge=1, le=MAX_POPULATION, description="REA population (default: 5 on NB201, 10 on TNB101)."
+        default=None, ge=1, le=MAX_POPULATION, description="REA population (default: the space's)."
     )
     tournament: int | None = Field(
-        default=None, ge=1, le=MAX_POPULATION, description="REA tournament (default: 2 on NB201, 5 on TNB101)."
+        default=None, ge=1, le=MAX_POPULATION, description="REA tournament (default: the space's)."
     )
     adapt: bool = True
     adapt_every: int | None = Field(
-        default=None, ge=1, le=MAX_BUDGET, description="Evaluations between adaptations (5 NB201, 10 TNB101)."
+        default=None, ge=1, le=MAX_BUDGET, description="Evaluations between adaptations (default: the space's)."
     )
     max_ops: int | None = Field(
-        default=None, ge=1, le=MAX_OPS, description="Max ops per layer in a refined space (2 NB201, 3 TNB101)."
+        default=None, ge=1, le=MAX_OPS, description="Max ops per layer in a refined space (default: the space's)."
     )
     top_k: int = Field(default=50, ge=1, le=MAX_TOP_K, description="Source architectures shown to the learner.")
     top_target: int | None = Field(
-        default=None, ge=1, le=MAX_TOP_K, description="Target architectures shown to the adapter."
+        default=None, ge=1, le=MAX_TOP_K, description="Target architectures shown to the adapter (the space's)."
     )
     batch_size: int = Field(default=1, ge=1, le=MAX_BATCH)
-    evaluator: Literal["table", "train"] = "table"
+    evaluator: str | None = Field(
+        default=None,
+        pattern=r"^(table|train|python(:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*)?)$",
+        description="table, train, python:MODULE:FUNCTION, or python (the function the space file names); "
+        "None: the space's table, else the evaluator its file names (see lapt.evaluator_choice).",
+    )
+    evaluator_path: str | None = Field(default=None, description="Folder a python evaluator's module is imported from.")
     executor: Literal["local", "threads", "processes", "ray"] = "local"
     workers: int | None = Field(
         default=None, ge=1, le=MAX_WORKERS, description="Parallel evaluations (threads/processes: <= cores)."
@@ -321,11 +328,9 @@ class RunSettings(BaseModel):
         return self.model_copy(update=updates)
 
 
-def space_defaults(space_name: str, adapt_every: int, max_ops: int) -> dict[str, Any]:
-    """The paper's settings per space: REA 5/2 and top-5 on NB201, 10/5 and top-15 on TNB101."""
-    if space_name == "tnb101":
-        return {"population": 10, "tournament": 5, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 15}
-    return {"population": 5, "tournament": 2, "adapt_every": adapt_every, "max_ops": max_ops, "top_target": 5}
+def space_defaults(space: SearchSpace) -> dict[str, Any]:
+    """The settings a space owns (the paper's per space, or a space file's ``[search]``) as settings fields."""
+    return space.search_defaults().as_settings()
 
 
 def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
@@ -338,7 +343,12 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
         raise UserError("--no-adapt contradicts --adapt-every: a run that never adapts has no adaptation interval")
     settings = parse_settings(**values)
     space = get_space(settings.space)
-    settings = settings.resolved(space_defaults(space.name, space.adapt_every, space.default_max_ops))
+    settings = settings.resolved(space_defaults(space))
+    if settings.evaluator_path is None or settings.evaluator is None:
+        from lapt.evaluator_choice import choose_evaluator
+
+        evaluator, path = choose_evaluator(space, settings.evaluator)
+        settings = settings.model_copy(update={"evaluator": evaluator, "evaluator_path": path})
     if settings.tournament and settings.population and settings.tournament > settings.population:
         raise UserError(
             f"tournament ({settings.tournament}) cannot exceed population ({settings.population} on {space.name})"

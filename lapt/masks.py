@@ -2,9 +2,10 @@
 
 :func:`mask_model` builds, for a space and a per-layer op limit, a model with one field per layer
 (``list[Literal[<that layer's ops>]]``; on DARTS an object with ``ops`` and ``inputs``), ``extra="forbid"``
-and a ``rationale``. The same class rejects masks that leave no usable architecture, so an invalid mask
-can never reach the search. What a model is sent is :func:`lapt.llm_schema.llm_json_schema` of the class:
-the docstrings and field descriptions here are read by the model, so they speak to it.
+and a ``rationale``. The same class rejects masks that leave no usable architecture (what that means is
+the space's :meth:`~lapt.spaces.base.SearchSpace.region_problem`), so an invalid mask can never reach the
+search. What a model is sent is :func:`lapt.llm_schema.llm_json_schema` of the class: the docstrings and
+field descriptions here are read by the model, so they speak to it.
 """
 
 from __future__ import annotations
@@ -38,25 +39,6 @@ def _dedupe(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-def _reaches_output(space: SearchSpace, ops_by_layer: dict[str, list[str]]) -> bool:
-    """For cell spaces with ``edge_i_j`` layers: is there an input->output path avoiding forced ``none``?"""
-    edges = []
-    for name, ops in ops_by_layer.items():
-        parts = name.split("_")
-        if len(parts) != 3 or parts[0] != "edge":
-            return True  # not an edge-named cell (user space): connectivity is not ours to judge
-        if any(op != "none" for op in ops):
-            edges.append((int(parts[1]), int(parts[2])))
-    if not edges and ops_by_layer:
-        return False
-    last = max(j for name in ops_by_layer for j in [int(name.split("_")[2])])
-    reach = {0}
-    for i, j in sorted(edges, key=lambda e: e[1]):
-        if i in reach:
-            reach.add(j)
-    return last in reach
-
-
 @functools.lru_cache(maxsize=64)
 def mask_model(space: SearchSpace, max_ops: int | None = None) -> type[MaskBase]:
     """Build the mask class of ``space`` allowing at most ``max_ops`` ops per layer (None: no limit)."""
@@ -87,12 +69,11 @@ def mask_model(space: SearchSpace, max_ops: int | None = None) -> type[MaskBase]
             if isinstance(value, BaseModel):
                 value.ops = _dedupe(value.ops)  # type: ignore[attr-defined]
                 value.inputs = _dedupe(value.inputs)  # type: ignore[attr-defined]
-                if len(value.inputs) < 2:  # type: ignore[attr-defined]
-                    raise ValueError(f"{name}: a node needs at least 2 distinct allowed inputs")
             else:
                 object.__setattr__(self, name, _dedupe(value))
-        if not space.has_inputs and not _reaches_output(space, {k: getattr(self, k) for k in choices}):
-            raise ValueError("the mask leaves no valid architecture: every path from input to output is 'none'")
+        problem = space.region_problem(to_spec(space, self))  # the space says what a usable region is
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     validators: dict[str, Any] = {"check_region": model_validator(mode="after")(_check)}

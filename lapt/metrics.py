@@ -1,4 +1,9 @@
-"""Search metrics of the paper's protocol. Selection is always by validation; test is only reported."""
+"""Search metrics of the paper's protocol. Selection is always by validation; test is only reported.
+
+Everything that ranks or compares works in *fitness* units: the validation metric oriented so that
+higher is better (:attr:`lapt.schemas.Trial.fitness`, :meth:`lapt.tables.BenchmarkTable.fitness`), so
+that "the optimum" and "a top-0.1 % architecture" mean the same for an accuracy and for a loss.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from lapt.schemas import Trial
 
 
 def incumbent_curve(trials: Sequence[Trial]) -> list[Trial | None]:
-    """After each evaluation, the best trial so far by validation metric (None until one succeeds)."""
+    """After each evaluation, the best trial so far by fitness (None until one succeeds)."""
     best: Trial | None = None
     out: list[Trial | None] = []
     for t in trials:
@@ -23,28 +28,33 @@ def incumbent_curve(trials: Sequence[Trial]) -> list[Trial | None]:
 
 
 def evals_to_reach(trials: Sequence[Trial], threshold: float) -> int | None:
-    """1-based number of evaluations after which the incumbent's validation metric >= ``threshold``."""
+    """1-based number of evaluations after which the incumbent's fitness >= ``threshold`` (fitness units)."""
     for i, best in enumerate(incumbent_curve(trials), start=1):
-        if best is not None and best.val is not None and best.val >= threshold:
+        if best is not None and best.fitness is not None and best.fitness >= threshold:
             return i
     return None
 
 
-def thresholds(values: np.ndarray, top_fraction: float = 0.001) -> tuple[float, float]:
-    """(global optimum, top-``top_fraction`` threshold) of a task's validation column."""
-    vals = np.asarray(values, dtype=float)
+def thresholds(fitness: np.ndarray, top_fraction: float = 0.001) -> tuple[float, float]:
+    """(global optimum, top-``top_fraction`` threshold) of a task's fitness column (NaN: unmeasured)."""
+    vals = np.asarray(fitness, dtype=float)
     vals = vals[~np.isnan(vals)]
     k = max(1, int(np.ceil(top_fraction * vals.size)))
     return float(vals.max()), float(np.sort(vals)[-k])
 
 
-def paper_metric(trials: Sequence[Trial], values: np.ndarray, budget: int) -> tuple[int, str]:
+def paper_metric(trials: Sequence[Trial], fitness: np.ndarray, budget: int) -> tuple[int, str]:
     """The paper's NB201 metric: evaluations until the global optimum, else the top-0.1 %, else the budget.
+
+    Args:
+        trials: the run's trials, in order.
+        fitness: the target's fitness column (:meth:`lapt.tables.BenchmarkTable.fitness`).
+        budget: the run's budget.
 
     Returns:
         (evaluations, which): ``which`` is "optimum", "top0.1%" or "budget".
     """
-    optimum, top = thresholds(values)
+    optimum, top = thresholds(fitness)
     n = evals_to_reach(trials, optimum)
     if n is not None:
         return n, "optimum"
@@ -82,7 +92,7 @@ class PaperOutcome:
     Attributes:
         evaluations: evaluations until the optimum, else the top-0.1 % threshold, else the budget.
         reached: "optimum", "top0.1%" or "budget".
-        incumbent: the best-by-validation trial after ``evaluations`` evaluations.
+        incumbent: the best trial (by fitness) after ``evaluations`` evaluations.
     """
 
     evaluations: int
@@ -90,9 +100,9 @@ class PaperOutcome:
     incumbent: Trial | None
 
 
-def paper_outcome(trials: Sequence[Trial], values: np.ndarray, budget: int) -> PaperOutcome:
+def paper_outcome(trials: Sequence[Trial], fitness: np.ndarray, budget: int) -> PaperOutcome:
     """:func:`paper_metric` plus the incumbent at that point (whose test metric the paper reports)."""
-    n, which = paper_metric(trials, values, budget)
+    n, which = paper_metric(trials, fitness, budget)
     return PaperOutcome(evaluations=n, reached=which, incumbent=incumbent_at(trials, n))
 
 

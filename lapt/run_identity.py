@@ -2,13 +2,14 @@
 
 ``config.json`` records the resolved settings (a space file by its absolute path), the sha256 of every
 prompt file used, of the space file and of every benchmark table the run reads, the principles a run
-was given (if any), the lapt version and the sha256 of the package source. A resumed run is only the
-same run if all of these still hold: other code, other prompts or another table would make the second
-half of the run differ from what an uninterrupted run would have done (a table edited between a kill
-and a resume gave a run whose trials came from two tables), with nothing in the run directory to show
-it. So a resume recomputes them from the code and files at hand and refuses, in one line, on any
-difference. The checkpoint database keeps a fingerprint of ``config.json`` so an edited config is
-caught too.
+was given (if any), the lapt version, the sha256 of the package source and, where a run depends on code
+of its own (an evaluator function, a network builder), its sha256 (:func:`user_code_identity`). A
+resumed run is only the same run if all of these still hold: other code, other prompts or another table
+would make the second half of the run differ from what an uninterrupted run would have done (a table
+edited between a kill and a resume gave a run whose trials came from two tables), with nothing in the
+run directory to show it. So a resume recomputes them from the code and files at hand and refuses, in
+one line, on any difference. The checkpoint database keeps a fingerprint of ``config.json`` so an
+edited config is caught too.
 """
 
 from __future__ import annotations
@@ -102,7 +103,36 @@ def run_config(
     }
     if initial_principles is not None:
         config["initial_principles"] = initial_principles.model_dump(mode="json")
+    user_code = user_code_identity(settings)
+    if user_code:
+        config["user_code"] = user_code
     return config
+
+
+def user_code_identity(settings: RunSettings) -> dict[str, Any]:
+    """sha256 of what a run reads besides the package: its space file and table, and the user code that
+    scores architectures (an evaluator function, a network builder). Empty for a built-in space
+    evaluated by table or by the built-in networks.
+
+    The user code's hash covers its module's folder (see :class:`lapt.code_ref.CodeRef`); nothing is
+    imported to compute it.
+    """
+    from lapt.code_ref import CodeRef
+    from lapt.spaces import get_space
+    from lapt.spaces.user import UserSpace
+
+    out: dict[str, Any] = {}
+    space = get_space(settings.space)
+    if isinstance(space, UserSpace):
+        out["space_file"] = space.spec_sha256
+        if space.table_data is not None:
+            out["table"] = space.table_data.sha256
+        if settings.evaluator == "train" and space.network is not None:
+            out["network"] = space.network.identity()
+    evaluator = settings.evaluator or ""
+    if evaluator.startswith("python:"):
+        out["evaluator"] = CodeRef.parse(evaluator.removeprefix("python:"), settings.evaluator_path).identity()
+    return out
 
 
 def config_fingerprint(config: dict[str, Any]) -> str:
@@ -146,6 +176,32 @@ def check_same_run(stored: dict[str, Any], expected: dict[str, Any], where: Path
     check_same_inputs(stored.get("input_sha256") or {}, expected.get("input_sha256") or {}, where)
     if stored.get("initial_principles") != expected.get("initial_principles"):
         raise UserError(f"cannot resume {where}: it was started from other principles (--principles)")
+    _check_user_code(stored.get("user_code") or {}, expected.get("user_code") or {}, where)
+
+
+_USER_CODE = {
+    "space_file": "the space file",
+    "table": "the space's table",
+    "evaluator": "the evaluator's code",
+    "network": "the network builder's code",
+}
+
+
+def _check_user_code(old: dict[str, Any], new: dict[str, Any], where: Path) -> None:
+    """Refuse a run whose space file, table or evaluation code changed since it started."""
+    for key in sorted(set(old) | set(new)):
+        before, now = old.get(key), new.get(key)
+        if before == now:
+            continue
+        what = _USER_CODE.get(key, key)
+        if isinstance(before, dict) and isinstance(now, dict):
+            ref = now.get("ref")
+            before, now = before.get("sha256"), now.get("sha256")
+            what += f" ({ref})"
+        raise UserError(
+            f"cannot resume {where}: {what} changed since it started (sha256 {str(before)[:12]} -> {str(now)[:12]}), "
+            "so the rest of the run would not be the same run; start a new run"
+        )
 
 
 def check_same_inputs(stored: dict[str, str], current: dict[str, str], where: Path) -> None:

@@ -73,9 +73,9 @@ def summarize(
         "degraded": degraded_reasons(decisions, state.get("done")),
         "wall_s": round(wall_s, 3),
     }
-    if table is not None and space.higher_is_better:
-        optimum, top = thresholds(table.values(settings.target, "val"))
+    if table is not None:
+        optimum, top = thresholds(table.fitness(settings.target))
         out["evals_to_optimum"] = evals_to_reach(trials, optimum)
         out["evals_to_top0.1%"] = evals_to_reach(trials, top)
-        out["optimum_val"] = optimum
+        out["optimum_val"] = optimum if space.higher_is_better else -optimum
     return out

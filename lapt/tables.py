@@ -1,8 +1,10 @@
 """Benchmark tables shipped inside the package, verified against their sha256 on load.
 
-Tables are dense arrays in the canonical enumeration order of their space, so a lookup is one index
-computation and one array read. Every metric is "higher is better" (room_layout is a negative loss).
-NAS-Bench-201 has validation and test accuracy; TransNAS-Bench-101 publishes one final validation
+Tables are dense arrays in the canonical enumeration order of their space (its grid of op
+combinations), so a lookup is one index computation and one array read. Every built-in metric is
+"higher is better" (room_layout is a negative loss); a user space may declare a lower-is-better one,
+and :meth:`BenchmarkTable.fitness` gives every column the "higher is better" orientation selection
+uses. NAS-Bench-201 has validation and test accuracy; TransNAS-Bench-101 publishes one final validation
 metric per task, so its ``test`` is None and reports fall back to it explicitly.
 """
 
@@ -68,7 +70,14 @@ def read_verified(name: str, data_dir: Path | None = None) -> dict[str, np.ndarr
 
 
 class BenchmarkTable:
-    """Validation (and, where published, test) metrics of every architecture of a cell space."""
+    """Validation (and, where published, test) metrics of every architecture of a cell space.
+
+    Attributes:
+        selection: the split selection uses: "val", or "test" for a benchmark that publishes test only
+            (its ``val`` column then holds the test metric, and reports say so).
+    """
+
+    selection: str = "val"
 
     def __init__(self, name: str, space: CellSpace, arrays: dict[str, np.ndarray], fidelity: str):
         self.name = name
@@ -80,8 +89,10 @@ class BenchmarkTable:
             if "/" not in key:
                 continue
             task, split = key.split("/", 1)
-            if arr.shape != (space.size(),):
-                raise TableIntegrityError(f"table {name}: {key} has shape {arr.shape}, expected ({space.size()},)")
+            if arr.shape != (space.grid_size(),):
+                raise TableIntegrityError(
+                    f"table {name}: {key} has shape {arr.shape}, expected ({space.grid_size()},)"
+                )
             (self._val if split == "val" else self._test)[task] = arr
         self.tasks: tuple[str, ...] = tuple(t for t in space.tasks if t in self._val)
 
@@ -110,11 +121,37 @@ class BenchmarkTable:
             return self._test[task]
         return self._val[task]
 
-    def top(self, task: str, k: int) -> list[tuple[Genotype, float]]:
-        """The ``k`` best architectures by validation metric, best first (ties broken by index)."""
+    def fitness(self, task: str) -> np.ndarray:
+        """The selection column of ``task`` oriented so that higher is better (negated for a
+        lower-is-better metric): what thresholds, oracles and agents compare; NaN where unmeasured."""
         val = self.values(task, "val")
-        order = np.lexsort((np.arange(val.size), -val))[:k]
+        return val if self.space.higher_is_better else -val
+
+    def top(self, task: str, k: int) -> list[tuple[Genotype, float]]:
+        """The ``k`` best measured architectures (by fitness), best first, with their validation metric
+        (ties broken by index)."""
+        fit = self.fitness(task)
+        known = np.flatnonzero(~np.isnan(fit))
+        order = known[np.lexsort((known, -fit[known]))][:k]
+        val = self.values(task, "val")
         return [(self.space.from_index(int(i)), float(val[i])) for i in order]
+
+    @functools.cached_property
+    def _measured_rows(self) -> tuple[tuple[Genotype, ...], np.ndarray]:
+        measured = np.zeros(self.space.grid_size(), dtype=bool)
+        for column in self._val.values():
+            measured |= ~np.isnan(column)
+        rows = np.flatnonzero(measured)
+        return tuple(self.space.from_index(int(i)) for i in rows), rows
+
+    def measured(self, task: str) -> tuple[tuple[Genotype, ...], np.ndarray]:
+        """The architectures the table holds and their fitness on ``task``, aligned (what a learner reads).
+
+        The architecture tuple is one object per table, so per-architecture work keyed on it (the op
+        codes of :func:`lapt.evidence.layer_statistics`) is done once for every task.
+        """
+        archs, rows = self._measured_rows
+        return archs, self.fitness(task)[rows]
 
 
 TABLELESS_BUILTINS = ("darts",)

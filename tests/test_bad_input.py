@@ -203,7 +203,7 @@ def _toy_cases(tmp: Path, cli: list[str], run_dir: str) -> dict[str, tuple[list[
     cases["train-a-user-space"] = (
         [*cli, "run", "--space", toy, "--source", "task_a", "--target", "task_b", "--evaluator", "train",
          "--run-dir", run_dir],
-        "space 'toy' cannot be evaluated by training",
+        "space toy names no network builder to train",
     )
     cases["eval-train-bad-net"] = (
         [*cli, "eval", "nb201", "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", "--evaluator", "train",

@@ -20,6 +20,7 @@ from lapt.cli import main
 from lapt.errors import UserError
 from lapt.masks import mask_model, parse_mask, to_spec
 from lapt.spaces import get_space
+from lapt.spaces.base import SearchDefaults
 from lapt.spaces.user import UserSpace, load_user_space
 from lapt.spaces.user_table import ArchNotInTable, UserTable, load_user_table
 from lapt.tables import table_for
@@ -59,7 +60,7 @@ def test_example_space_shape(toy):
     assert toy.name == "toy" and toy.kind == "cell"
     assert toy.size() == 81 and toy.tasks == ("task_a", "task_b")
     assert toy.layer_names == ("edge_0_1", "edge_0_2", "edge_1_2", "edge_2_3")
-    assert toy.default_max_ops == 2 and toy.adapt_every == 5
+    assert toy.search_defaults() == SearchDefaults(population=5, tournament=2, adapt_every=5, max_ops=2, top_target=5)
     assert toy.spec_sha256 == hashlib.sha256(TOY.read_bytes()).hexdigest()
     assert toy.table_data is not None
     assert toy.table_data.sha256 == hashlib.sha256((TOY_DIR / "toy_table.csv").read_bytes()).hexdigest()
@@ -89,7 +90,7 @@ def test_codec_round_trip_every_arch(toy):
 
 def test_sample_and_mutate_inside_masks(toy):
     rng = random.Random(0)
-    model = mask_model(toy, toy.default_max_ops)
+    model = mask_model(toy, toy.search_defaults().max_ops)
     for _ in range(30):
         data = {layer.name: rng.sample(list(layer.ops), rng.randint(1, 2)) for layer in toy.layers}
         data["edge_2_3"] = ["conv_3x3"]
@@ -149,7 +150,7 @@ def test_code_description(toy):
 def test_cli_spaces_and_eval():
     out = lapt("spaces", "--file", str(TOY))
     assert out.returncode == 0, out.stderr
-    assert "81 architectures" in out.stdout and "81 rows (dense)" in out.stdout
+    assert "81 architectures" in out.stdout and "81 rows (every architecture)" in out.stdout
     out = lapt("eval", str(TOY), BEST_A, "--task", "task_a", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -172,8 +173,6 @@ name = "chain3"
 title = "Three-layer chain"
 kind = "chain"
 tasks = ["alpha", "beta"]
-max_ops = 2
-adapt_every = 4
 
 [ops]
 conv = { description = "3x3 conv", symbol = "0" }
@@ -195,6 +194,10 @@ description = "last layer"
 [arch]
 format = "digits"
 prefix = "c-"
+
+[search]
+max_ops = 2
+adapt_every = 4
 
 [table]
 file = "chain.csv"
@@ -260,7 +263,7 @@ def test_space_without_table(tmp_path, capsys):
     assert "--evaluator train" not in err  # lapt cannot build a user space's networks
     assert main(["eval", str(path), "c-000", "--evaluator", "train"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot be evaluated by training" in err[0]
+    assert len(err) == 1 and "names no network builder to train" in err[0]
     assert main(["spaces", "--file", str(path)]) == 0
     assert "table: -" in capsys.readouterr().out
 
@@ -292,7 +295,7 @@ SPACE_CASES = [
     (_edit('name = "chain3"\n', ""), "missing field 'name'"),
     (_edit('kind = "chain"\n', ""), "missing field 'kind'"),
     (_edit('kind = "chain"', 'kind = "tree"'), "kind: Input should be 'cell' or 'chain'"),
-    (_edit("max_ops = 2", 'max_ops = "2"'), "max_ops: Input should be a valid integer"),
+    (_edit("max_ops = 2", 'max_ops = "2"'), "search.max_ops: Input should be a valid integer"),
     (_edit('ops = ["conv", "skip"]', 'ops = ["conv", "zap"]'), "op 'zap' is not declared in [ops]"),
     (_edit('ops = ["conv", "skip"]', 'ops = ["conv", "conv"]'), "an op is listed twice"),
     (_edit('ops = ["conv", "skip"]', "ops = []"), "layers[2].ops: List should have at least 1 item"),
@@ -359,7 +362,7 @@ TABLE_CASES = [
     ("arch,alpha_test,beta\nc-000,1,2\n", "test column 'alpha_test' has no validation column 'alpha'"),
     ("genotype,alpha\nc-000,1\n", "chain.csv line 1: unknown column 'genotype'"),
     ("alpha\n1\n", "chain.csv line 1: no architecture column 'arch'"),
-    ("arch\nc-000\n", "chain.csv line 1: no task column"),
+    ("arch\nc-000\n", "chain.csv line 1: no validation column (expected validation '{task}' and optional test"),
     ("arch,alpha\nc-000,1\nc-012,2,3\n", "chain.csv line 3: expected 2 fields, got 3"),
     ("", "chain.csv line 1: empty file"),
     ("arch,alpha\n\n", "chain.csv: no rows after the header"),

@@ -2,19 +2,23 @@
 
 :class:`~lapt.tools.training_evaluator.TrainingEvaluator` speaks the worker's JSON (op-name lists,
 result dicts); the graph speaks genotypes and Outcomes. This adapter translates between the two so
-that ``--evaluator train`` plugs into the evaluation tool and every executor.
+that ``--evaluator train`` plugs into the evaluation tool and every executor. A user space trains the
+network its file's ``[evaluator] network`` builder returns: the worker imports the builder by name and
+gets the architecture as a dict, layer name -> op name.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
 
+from lapt.code_ref import CodeRef
 from lapt.config import TrainSettings, first_error
 from lapt.errors import UserError
 from lapt.schemas import Status
-from lapt.spaces import Genotype, SearchSpace
+from lapt.spaces import Genotype, SearchSpace, get_space
 from lapt.tools.evaluation import Outcome
 from lapt.tools.net_params import TRAINABLE_SPACES, NetSettingError, check_net
 from lapt.tools.training_evaluator import TrainingEvaluator
@@ -52,15 +56,76 @@ class TrainingAdapter:
         return self.trainer.settings()
 
     def evaluate(self, space: SearchSpace, genotype: Genotype, task: str) -> Outcome:
-        return outcome_of(self.trainer.evaluate(space.name, genotype_json(space, genotype), task))
+        builder = user_network(space)
+        if builder is None:
+            return outcome_of(self.trainer.evaluate(space.name, genotype_json(space, genotype), task))
+        arch = space.describe_genotype(genotype)
+        return outcome_of(self.trainer.evaluate(space.name, arch, task, builder=builder_json(builder)))
+
+
+def user_network(space: SearchSpace) -> CodeRef | None:
+    """The network builder a user space's file names, or None (built-in spaces have their own networks)."""
+    from lapt.spaces.user import UserSpace
+
+    return space.network if isinstance(space, UserSpace) else None
+
+
+def builder_json(ref: CodeRef) -> dict[str, Any]:
+    """What a worker request carries to import a builder: module, function and folder."""
+    return {"module": ref.module, "function": ref.function, "path": ref.path}
+
+
+def check_user_network(space_name: str, train: TrainSettings) -> None:
+    """Build one architecture of a user space with its builder, so that a broken builder (an import error,
+    an unknown ``--net`` setting, a return value that is no module) stops the run before it starts
+    instead of failing every trial. Nothing to do for built-in spaces.
+
+    Raises:
+        UserError: the builder cannot be imported or cannot build the space's first architecture.
+    """
+    space = get_space(space_name)
+    ref = user_network(space)
+    key = json.dumps([space_name, ref.identity() if ref else None, train.model_dump(mode="json")], sort_keys=True)
+    if ref is None or key in _CHECKED:
+        return
+    from torch import nn
+
+    from lapt.tools.train.datasets import load_dataset
+    from lapt.tools.train.errors import TrainingInputError
+    from lapt.tools.train.user_code import import_callable
+
+    first = next(iter(space.enumerate(limit=space.size())))
+    try:
+        data = load_dataset(train.dataset, train.data_dir, max_train_images=1)
+    except TrainingInputError as e:
+        raise UserError(str(e)) from e
+    arch = space.describe_genotype(first)
+    try:
+        model = import_callable(ref.module, ref.function, ref.path)(
+            arch, num_classes=data.num_classes, in_channels=data.in_channels, **train.net
+        )
+    except Exception as exc:  # user code: anything it raises means the builder cannot be used
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        raise UserError(f"network builder {ref.spec} cannot build {space.to_str(first)}: {text}") from exc
+    if not isinstance(model, nn.Module):
+        raise UserError(f"network builder {ref.spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    _CHECKED.add(key)  # the CLI checks before it prints anything, the run's evaluation setup again: once is enough
+
+
+_CHECKED: set[str] = set()
 
 
 def check_trainable(space_name: str) -> None:
-    """Refuse (UserError) a space lapt has no network builder for: every trial of it would fail."""
-    if space_name not in TRAINABLE_SPACES:
+    """Refuse (UserError) a space lapt has no network for: every trial of it would fail.
+
+    Built-in spaces have their networks; a user space needs a builder in its file (``[evaluator] network``).
+    """
+    if space_name in TRAINABLE_SPACES:
+        return
+    if user_network(get_space(space_name)) is None:
         raise UserError(
             f"space {space_name!r} cannot be evaluated by training: lapt builds networks for "
-            f"{', '.join(TRAINABLE_SPACES)} only (a user space is evaluated by its [table])"
+            f"{', '.join(TRAINABLE_SPACES)}, and its file names no network builder ([evaluator] network)"
         )
 
 
@@ -71,13 +136,14 @@ def make_training_evaluator(
 
     Args:
         settings: the run's training settings.
-        space: the name of the space it will train; its network overrides are checked against what
-            that space's builder declares (:mod:`lapt.tools.net_params`).
+        space: the name (or space-file reference) of the space it will train; a built-in space's network
+            overrides are checked against what its builder declares (:mod:`lapt.tools.net_params`), a user
+            space's builder is test-built once (:func:`check_user_network`).
         num_threads: torch CPU threads per trial (the executor's share; None: all cores).
 
     Raises:
-        UserError: a setting out of range, a space without a network builder, or a ``net`` key or
-            value its builder does not take; before anything is trained.
+        UserError: a setting out of range, a space without a network, or a ``net`` key or value its
+            builder does not take; before anything is trained.
     """
     try:
         train = settings if isinstance(settings, TrainSettings) else TrainSettings.model_validate(settings)
@@ -85,10 +151,13 @@ def make_training_evaluator(
         raise UserError(first_error(e, prefix="train")) from e
     if space is not None:
         check_trainable(space)
-        try:
-            check_net(space, train.net)
-        except NetSettingError as e:
-            raise UserError(f"train.net: {e}") from e
+        if space in TRAINABLE_SPACES:
+            try:
+                check_net(space, train.net)
+            except NetSettingError as e:
+                raise UserError(f"train.net: {e}") from e
+        else:
+            check_user_network(space, train)
     fields = train.model_dump(exclude={"net", "in_process"})
     return TrainingAdapter(
         TrainingEvaluator(**fields, net=dict(train.net), num_threads=num_threads, in_process=train.in_process)

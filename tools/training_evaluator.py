@@ -80,17 +80,23 @@ class TrainingEvaluator:
             return {}  # per-space overrides, none for this space
         return dict(self.net)
 
-    def request(self, space_name: str, genotype_json: Any, task: str | None = None) -> dict[str, Any]:
+    def request(self, space_name: str, genotype_json: Any, task: str | None = None,
+                builder: dict[str, Any] | None = None) -> dict[str, Any]:
         """The worker request for one trial (also what a remote executor would send)."""
-        return {"space": space_name, "genotype": _as_json(genotype_json), **self.request_fields,
-                "net": self._net_for(space_name), "task": task}
+        request = {"space": space_name, "genotype": _as_json(genotype_json), **self.request_fields,
+                   "net": self._net_for(space_name), "task": task}
+        if builder is not None:
+            request["builder"] = dict(builder)
+        return request
 
-    def evaluate(self, space_name: str, genotype_json: Any, task: str | None = None) -> dict[str, Any]:
+    def evaluate(self, space_name: str, genotype_json: Any, task: str | None = None,
+                 builder: dict[str, Any] | None = None) -> dict[str, Any]:
         """Train one architecture and return the worker's result dict (never raises for a trial).
 
         ``task`` is recorded in the result; the data trained on is always this evaluator's dataset.
+        ``builder`` (module, function, path) names the network builder of a user space.
         """
-        request = self.request(space_name, genotype_json, task)
+        request = self.request(space_name, genotype_json, task, builder)
         if self.in_process:
             from lapt.tools.train.worker import run_request
 

@@ -18,7 +18,7 @@ MAX_SEEDS = 1_000
 
 def register(sub: Any) -> None:
     """Add the ``bench`` and ``report`` sub-commands."""
-    from lapt.experiments.plan import BENCH_SPACES, METHODS
+    from lapt.experiments.plan import METHODS
 
     p = sub.add_parser(
         "bench",
@@ -27,21 +27,27 @@ def register(sub: Any) -> None:
         "the best region of the allowed size (a ceiling), on every transfer pair and seed; write results.csv, "
         "curves.json, summary.md and plots to the bench directory.",
     )
-    p.add_argument("--space", default="nb201", help=f"benchmark space: {' or '.join(BENCH_SPACES)} (default nb201)")
+    p.add_argument(
+        "--space",
+        default="nb201",
+        help="a space with a benchmark table: nb201, tnb101, or a space file (.toml) with a [table] (default nb201)",
+    )
     p.add_argument(
         "--source",
         action="append",
         metavar="TASK",
-        help="source task(s), transferred to every other task (default: all ordered pairs on nb201, jigsaw on "
-        "tnb101); repeat or comma-separate for multi-source learning",
+        help="source task(s), transferred to every other task (default: jigsaw on tnb101, all ordered pairs "
+        "elsewhere); repeat or comma-separate for multi-source learning",
     )
     p.add_argument("--target", action="append", metavar="TASK", help="only these target task(s) (repeatable)")
     p.add_argument("--pair", action="append", metavar="SRC:TGT", help="run exactly these pairs (SRC may be a+b)")
     p.add_argument("--leave-one-out", action="store_true", help="each target learns principles from all other tasks")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1 for every method (default 10)")
-    p.add_argument("--budget", type=int, metavar="N", help="evaluations per run (default 100 on nb201, 50 on tnb101)")
-    p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer of refined and oracle regions (2 / 3)")
+    p.add_argument("--budget", type=int, metavar="N", help="evaluations per run (default 100 on nb201, 50 elsewhere)")
+    p.add_argument(
+        "--max-ops", type=int, metavar="K", help="max ops per layer of refined and oracle regions (default: space's)"
+    )
     p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
     p.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)"
@@ -72,12 +78,26 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     config built with None already checks every other option.
     """
     from lapt import __version__
-    from lapt.experiments.plan import BENCH_SPACES, DEFAULT_BUDGET, BenchConfig, make_pairs, parse_methods
-    from lapt.tables import load_table
+    from lapt.experiments.oracle import check_region_count
+    from lapt.experiments.plan import (
+        DEFAULT_BUDGET,
+        LAPT_METHODS,
+        OTHER_BUDGET,
+        BenchConfig,
+        make_pairs,
+        parse_methods,
+    )
+    from lapt.spaces import get_space
+    from lapt.tables import table_for
 
-    if args.space not in BENCH_SPACES:
-        raise UserError(f"bench needs a space with a benchmark table: {' or '.join(BENCH_SPACES)}, not {args.space!r}")
-    budget = DEFAULT_BUDGET[args.space] if args.budget is None else args.budget
+    space = get_space(args.space)
+    table = table_for(space)
+    if table is None:
+        raise UserError(
+            f"bench needs a space with a benchmark table: {space.name} has none (nb201, tnb101, or a space file "
+            "with a [table]); evaluate it with `lapt run --evaluator ...` instead"
+        )
+    budget = DEFAULT_BUDGET.get(space.name, OTHER_BUDGET) if args.budget is None else args.budget
     if budget < 1:
         raise UserError(f"--budget must be >= 1, got {budget}")
     if not 1 <= args.seeds <= MAX_SEEDS:
@@ -90,21 +110,30 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         raise UserError(f"--top-k must be >= 1, got {args.top_k}")
     if args.prompts and not Path(args.prompts).is_dir():
         raise UserError(f"--prompts {args.prompts}: not a directory")
-    table = load_table(args.space)
-    tasks = table.tasks
+    methods = parse_methods(args.methods)
+    max_ops = args.max_ops or space.search_defaults().max_ops
+    if "rea-oracle" in methods:
+        check_region_count([layer.ops for layer in space.layers], max_ops)
     pairs = make_pairs(
-        tasks, args.space, _split(args.source), _split(args.target), list(args.pair or []), args.leave_one_out
+        table.tasks,
+        space.name,
+        _split(args.source),
+        _split(args.target),
+        list(args.pair or []),
+        args.leave_one_out,
+        need_sources=any(m in LAPT_METHODS for m in methods),
     )
     cache = None
     if llm is not None:
         cache = str(Path(args.llm_cache) if args.llm_cache else out / "llm_cache.sqlite")
     return BenchConfig(
-        space=args.space,
+        space=getattr(space, "ref", space.name),
+        table=table.name,
         pairs=pairs,
-        methods=parse_methods(args.methods),
+        methods=methods,
         seeds=list(range(args.seeds)),
         budget=budget,
-        max_ops=args.max_ops or table.space.default_max_ops,
+        max_ops=max_ops,
         top_k=args.top_k,
         reasoner="offline" if llm is None else "llm",
         llm=None if llm is None else llm.public(),
@@ -138,16 +167,17 @@ def bench(args: argparse.Namespace) -> int:
     config = build_config(args, llm, out)
     # Every pair's run settings are checked here, before any worker starts.
     from lapt.experiments.methods import settings_for
-    from lapt.experiments.plan import Job
+    from lapt.experiments.plan import LAPT_METHODS, Job, space_label
 
-    for pair in config.pairs:
-        settings_for(Job(config.methods[0], pair, config.seeds[0]), config, llm)
+    lapt_methods = [m for m in config.methods if m in LAPT_METHODS]
+    for pair in config.pairs if lapt_methods else ():
+        settings_for(Job(lapt_methods[0], pair, config.seeds[0]), config, llm)
     check_writable_dir(out, "--out")
     if llm is None:
         announce_offline()  # only now: every refusal above is one line on its own
     n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
     print(
-        f"lapt bench: {config.space}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "
+        f"lapt bench: {space_label(config.space)}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "
         f"{len(config.seeds)} seed(s) = {n_jobs} runs, budget {config.budget}, {args.workers} worker(s)",
         file=sys.stderr,
     )

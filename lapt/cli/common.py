@@ -45,12 +45,17 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--budget", type=int, default=20, help="evaluations on the target (default 20)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--strategy", default="rea", choices=["rea", "random", "local"])
-        p.add_argument("--population", type=int, help="REA population (default 5 on NB201, 10 on TNB101)")
-        p.add_argument("--tournament", type=int, help="REA tournament size (default 2 / 5)")
-        p.add_argument("--adapt-every", type=int, metavar="N", help="evaluations between adaptations (5 / 10)")
+        p.add_argument("--population", type=int, help="REA population (default: the space's, 5 on NB201, 10 on TNB101)")
+        p.add_argument("--tournament", type=int, help="REA tournament size (default: the space's, 2 / 5)")
+        p.add_argument("--adapt-every", type=int, metavar="N", help="evaluations between adaptations (the space's)")
         p.add_argument("--no-adapt", action="store_true", help="transfer only: never adapt the principles")
         p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
-        p.add_argument("--evaluator", default="table", choices=["table", "train"])
+        p.add_argument(
+            "--evaluator",
+            metavar="EVALUATOR",
+            help="table (lookup), train (the built-in trainer), python:MODULE:FUNCTION (your function), or python "
+            "(the function the space file names); default: the space's table, else the evaluator its file names",
+        )
         p.add_argument(
             "--executor",
             default="local",
@@ -72,7 +77,7 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
             help="when the learner gives no principles: stop with exit status 3 (default), or search the full "
             "space without transfer and mark the run degraded",
         )
-    p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (2 / 3)")
+    p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (the space's)")
     p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
 
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     table = source_table(space)
     for task in srcs:
         table.check_task(task)
-    max_ops = args.max_ops or space_defaults(space.name, space.adapt_every, space.default_max_ops)["max_ops"]
+    max_ops = args.max_ops or space_defaults(space)["max_ops"]
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:  # where the result goes is checked before minutes of learning
         check_writable_dir(out_dir, "--out")

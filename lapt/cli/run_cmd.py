@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     llm = llm_settings(args, announce=False)
     values = run_values(args)
     from lapt.cli.train_options import train_settings
+    from lapt.evaluator_choice import choose_evaluator
     from lapt.spaces import get_space
 
-    values["train"] = train_settings(args, get_space(args.space))
+    values["evaluator"], values["evaluator_path"] = choose_evaluator(get_space(args.space), args.evaluator)
+    values["train"] = train_settings(args, get_space(args.space), values["evaluator"])
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}
     principles = None
@@ -79,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         from lapt.principle_store import PrincipleStore
 
         PrincipleStore(args.store).check()  # a directory or a device is bad input; unwritable only warns later
+    from lapt.tools.executors import check_evaluation
+
+    check_evaluation(settings)  # a broken evaluator function or network builder: one line, before the notice
     if llm is None:
         announce_offline()  # only now: every refusal above is one line on its own
     result = execute(
@@ -95,6 +100,20 @@ def run(args: argparse.Namespace) -> int:
     return report(result)
 
 
+def metric_text(settings: Any, val: float, test: float | None) -> str:
+    """``val=... test=...`` as the run's table has them: a test-only benchmark shows its one metric, and a
+    lower-is-better metric says so."""
+    from lapt.spaces import get_space
+    from lapt.tables import table_for
+
+    space = get_space(settings.space)
+    table = table_for(space) if settings.evaluator == "table" else None
+    direction = "" if space.higher_is_better else "  (lower is better)"
+    if table is not None and table.selection == "test":
+        return f"test={val:.4f} (the benchmark's only metric: selection uses it){direction}"
+    return f"val={val:.4f}  test={'n/a' if test is None else f'{test:.3f}'}{direction}"
+
+
 def report(result: Any) -> int:
     """Print where the run went and its result (also used by ``lapt resume``).
 
@@ -104,12 +123,14 @@ def report(result: Any) -> int:
     best = s["best"]
     print(f"run directory: {result.run_dir}")
     if best is None:
-        print("no successful evaluation")
+        errors = [t.error for t in result.trials if t.error]
+        first = f"; the first: {errors[0]}" if errors else ""
         _degraded(s)
-        return 0
-    test = "n/a" if best["test"] is None else f"{best['test']:.3f}"
+        print(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}",
+              file=sys.stderr)
+        return 1
     where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
-    print(f"best: {best['arch']}  val={best['val']:.4f}  test={test}  ({where})")
+    print(f"best: {best['arch']}  {metric_text(result.settings, best['val'], best['test'])}  ({where})")
     if "evals_to_optimum" in s:
         reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
         print(reach)

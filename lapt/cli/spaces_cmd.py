@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lapt.spaces import SearchSpace
+    from lapt.spaces.user import UserSpace
 
 
 def register(sub: Any) -> None:
@@ -43,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_header(label: str, space: SearchSpace) -> None:
+    from lapt.spaces.cell import CellSpace
+
     size = f"{space.size():,} architectures"
+    if isinstance(space, CellSpace) and space.validity is not None:
+        size += f" (of {space.grid_size():,} op combinations)"
     print(f"{label:<8} {space.title}: {len(space.layers)} layers, {len(space.ops)} ops, {size}")
     print(f"         ops: {', '.join(space.ops)}")
     print(f"         tasks: {', '.join(space.tasks) if space.tasks else '(none: evaluate by training)'}")
@@ -58,13 +63,49 @@ def _print_user_space(space: SearchSpace) -> None:
     print(f"         kind: {space.kind}; layers: {', '.join(space.layer_names)}")
     print(f"         file: {space.source} (sha256 {space.spec_sha256[:12]})")
     fmt = space.arch_format
-    example = space.to_str(space.from_index(space.size() - 1))
+    example = space.to_str(next(iter(space.enumerate(limit=space.size()))))
     print(f"         arch format: {fmt.format}, e.g. {example}")
+    for line in _validity_lines(space):
+        print(f"         {line}")
+    d = space.search_defaults()
+    print(
+        f"         search: population {d.population}, tournament {d.tournament}, adapt every {d.adapt_every}, "
+        f"max ops {d.max_ops}, top target {d.top_target}"
+    )
+    m = space.metric
+    columns = ", ".join(f"{k} {v!r}" for k, v in (("validation", m.validation), ("test", m.test)) if v)
+    direction = "higher" if m.higher_is_better else "lower"
+    print(f"         metric: {m.name or '-'}; {direction} is better; columns: {columns}")
+    refs = [(k, ref) for k, ref in (("function", space.function), ("network", space.network)) if ref is not None]
+    if refs:
+        print(f"         evaluator: {'; '.join(f'{k} {ref.spec}' for k, ref in refs)} (from {refs[0][1].path})")
     data = space.table_data
     if data is None:
-        print("         table: - (no [table] section: nothing can evaluate its architectures yet)")
+        print("         table: - (no [table] section: evaluate with its own code or by training)")
         return
-    coverage = "dense" if data.rows == space.size() else f"sparse, {data.rows / space.size():.1%} of the space"
-    tasks = ", ".join(t + (" (+test)" if t in data.test else "") for t in space.tasks if t in data.val)
-    print(f"         table: {data.path.name}, {data.rows:,} rows ({coverage}), sha256 {data.sha256[:12]}")
+    coverage = "every architecture" if data.rows == space.size() else f"{data.rows / space.size():.1%} of the space"
+    tasks = ", ".join(t + (" (+test)" if t in data.test and data.selection == "val" else "") for t in space.tasks
+                      if t in data.val)
+    only = "; test only: selection uses it" if data.selection == "test" else ""
+    print(f"         table: {data.path.name}, {data.rows:,} rows ({coverage}), sha256 {data.sha256[:12]}{only}")
     print(f"         table tasks: {tasks}")
+
+
+def _validity_lines(space: UserSpace) -> list[str]:
+    """What the space file's [validity] says, in words."""
+    from lapt.spaces.validity import RuleValidity, TableValidity
+
+    validity = space.validity
+    if validity is None:
+        return ["validity: every op combination is an architecture"]
+    lines = []
+    if validity.optional:
+        names = ", ".join(space.layers[i].name for i in sorted(validity.optional))
+        lines.append(f"validity: optional layers {names} (absent op {validity.absent!r}, left out from the end only)")
+    rules = validity if isinstance(validity, RuleValidity) else None
+    forbids = [f for f in rules.forbids if "forbid[" in f.reason] if rules is not None else []
+    if forbids:
+        lines.append(f"validity: {len(forbids)} forbidden combination(s)")
+    if isinstance(validity, TableValidity):
+        lines.append(f"validity: table only ({validity.rows:,} candidates)")
+    return lines

@@ -78,8 +78,10 @@ def _net_items(items: list[str]) -> dict[str, str]:
     return out
 
 
-def train_settings(args: argparse.Namespace, space: Any) -> TrainSettings | None:
-    """TrainSettings from the options for ``space``, or None for the table evaluator.
+def train_settings(args: argparse.Namespace, space: Any, evaluator: str | None = None) -> TrainSettings | None:
+    """TrainSettings from the options for ``space``, or None when the run's evaluator does not train.
+
+    ``evaluator`` is the evaluator the run uses (``--evaluator`` as given, or the space's own choice).
 
     Refused with one line (UserError), before anything is trained: a training option without
     ``--evaluator train``, a value out of range (``--lr nan``), a ``--net`` key the space's network
@@ -87,21 +89,25 @@ def train_settings(args: argparse.Namespace, space: Any) -> TrainSettings | None
     for, an unreadable dataset, a device this machine lacks.
     """
     given = given_training_options(args)
-    if args.evaluator != "train":
+    evaluator = args.evaluator if evaluator is None else evaluator
+    if evaluator != "train":
         if given:
             raise UserError(
                 f"{', '.join(given)}: training option{'s' if len(given) > 1 else ''} given without --evaluator "
-                "train; the table evaluator has no use for them"
+                f"train; the {evaluator or 'table'} evaluator has no use for them"
             )
         return None
-    from lapt.tools.net_params import NetSettingError, parse_net
+    from lapt.tools.net_params import TRAINABLE_SPACES, NetSettingError, parse_net
     from lapt.tools.train_adapter import check_trainable
 
-    check_trainable(space.name)
+    check_trainable(getattr(space, "ref", space.name))
     values: dict[str, Any] = {field: getattr(args, name) for name, field in _FIELDS.items()}
     values = {k: v for k, v in values.items() if v is not None}
     try:
-        values["net"] = parse_net(space.name, _net_items(args.net or []))
+        if space.name in TRAINABLE_SPACES:
+            values["net"] = parse_net(space.name, _net_items(args.net or []))
+        else:  # a user space's builder takes its own keyword arguments: JSON scalars, tried when it is built
+            values["net"] = {key: _scalar(text) for key, text in _net_items(args.net or []).items()}
     except NetSettingError as e:
         raise UserError(f"--net {e}") from e
     values["in_process"] = not args.subprocess
@@ -114,6 +120,17 @@ def train_settings(args: argparse.Namespace, space: Any) -> TrainSettings | None
         raise UserError(f"{option.get(field, field)} {err.get('input')!r}: {first_error(e).partition(': ')[2]}") from e
     check_training_input(settings)
     return settings
+
+
+def _scalar(text: str) -> Any:
+    """A ``--net`` value for a user builder: a number or boolean when it reads as one, else the text."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool, str)) else text
 
 
 def check_training_input(settings: TrainSettings) -> None:

@@ -104,7 +104,8 @@ class MaskStats(BaseModel):
 
 
 class Reference(BaseModel):
-    """The target's reference values: thresholds (validation) and the best cell's reported metric."""
+    """The target's reference values: thresholds (validation) and the best cell's reported metric, all in
+    the metric's own units (the optimum is the lowest value of a lower-is-better metric)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,7 +132,9 @@ class CurvesFile(BaseModel):
 
     format: Literal[1] = 1
     config: BenchConfig
-    metric: Literal["test", "val"]
+    metric: Literal["test", "val"] = Field(description="the split reported: test where published, else val")
+    selection: Literal["val", "test"] = Field("val", description="the split selection uses (test: no validation)")
+    higher_is_better: bool = True
     wall_s: float
     workers: int
     references: dict[str, Reference]
@@ -187,6 +190,7 @@ def _parse_results(path: Path, text: str) -> list[ResultRow]:
     rows = []
     for line, raw in enumerate(reader, start=2):
         data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in COLUMNS}
+        data["sources"] = raw["sources"]  # empty for a baselines-only bench on a single-task space
         try:
             data["finals"] = {int(c[len(FINAL_PREFIX) :]): raw[c] or None for c in finals}
             rows.append(ResultRow.model_validate(data))

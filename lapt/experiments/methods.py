@@ -7,8 +7,9 @@
 * ``rea-oracle``: REA inside the best region of the allowed size (:mod:`lapt.experiments.oracle`), a ceiling
   that reads the target's table.
 
-Every method uses the job's seed for its strategy, REA uses the space's paper settings (population 5 /
-tournament 2 on NB201, 10 / 5 on TNB101) and every evaluation is the same table lookup
+Every method uses the job's seed for its strategy, REA uses the space's search defaults (the paper's
+population 5 / tournament 2 on NB201, 10 / 5 on TNB101; a space file's ``[search]``) and every
+evaluation is the same table lookup
 (:func:`lapt.tools.evaluation.evaluate_trial`). This module runs inside worker processes: it takes
 plain arguments and returns a small picklable :class:`JobResult`.
 """
@@ -24,8 +25,8 @@ from lapt.experiments.oracle import OracleRegion, best_region
 from lapt.experiments.plan import BenchConfig, Job
 from lapt.metrics import evals_to_reach, incumbent_at, incumbent_curve, paper_outcome, reported_metric, thresholds
 from lapt.schemas import Trial
-from lapt.spaces import MaskSpec, SearchSpace
-from lapt.tables import BenchmarkTable, load_table
+from lapt.spaces import MaskSpec, SearchSpace, get_space
+from lapt.tables import BenchmarkTable, table_for
 
 
 @dataclass
@@ -43,11 +44,19 @@ class JobResult:
     mask_counts: list[list[int]] | None = None
 
 
+def bench_table(space: str) -> BenchmarkTable:
+    """The table a bench looks architectures up in: the space's own (built-in, or declared by its file)."""
+    table = table_for(get_space(space))
+    if table is None:  # build_config refuses such spaces before any job runs
+        raise ValueError(f"space {space} has no benchmark table")
+    return table
+
+
 @functools.cache
-def oracle_region(space_name: str, target: str, max_ops: int) -> OracleRegion:
+def oracle_region(space: str, target: str, max_ops: int) -> OracleRegion:
     """The oracle region of ``target`` (cached per process: every seed of a pair shares it)."""
-    table = load_table(space_name)
-    return best_region(table.values(target, "val"), [layer.ops for layer in table.space.layers], max_ops)
+    table = bench_table(space)
+    return best_region(table.fitness(target), [layer.ops for layer in table.space.layers], max_ops)
 
 
 def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSettings, SearchSpace]:
@@ -112,13 +121,14 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     """Run one job and reduce it to a result row, a curve and (for LAPT) mask statistics."""
     from lapt.strategies import make_strategy
 
-    settings, space = settings_for(job, config, llm)
-    table = load_table(config.space)
+    table = bench_table(config.space)
+    space: SearchSpace = table.space
     usage = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
     mask_counts = None
     if job.method in ("lapt", "lapt-transfer"):
         from lapt.api import execute
 
+        settings, _ = settings_for(job, config, llm)
         result = execute(settings, space, llm=llm, run_dir=False)
         trials = result.trials
         usage = {k: int(result.summary["usage"].get(k, 0)) for k in usage}
@@ -128,8 +138,9 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         adaptations = int(result.summary.get("adaptations", 0))
     else:
         strategy_name = "random" if job.method == "random" else "rea"
+        defaults = space.search_defaults()
         strategy = make_strategy(
-            strategy_name, space, job.seed, population=settings.population, tournament=settings.tournament
+            strategy_name, space, job.seed, population=defaults.population, tournament=defaults.tournament
         )
         mask = space.full_mask()
         if job.method == "rea-oracle":
@@ -139,9 +150,9 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         region_size = space.size(mask)
         ended = "budget" if len(trials) >= config.budget else "exhausted"
         adaptations = 0
-    values = table.values(job.pair.target, "val")
-    optimum, top = thresholds(values)
-    paper = paper_outcome(trials, values, config.budget)
+    fitness = table.fitness(job.pair.target)
+    optimum, top = thresholds(fitness)
+    paper = paper_outcome(trials, fitness, config.budget)
     best = incumbent_at(trials, len(trials))
     row: dict[str, Any] = {
         "space": config.space,

@@ -12,12 +12,13 @@ Definition (what :func:`best_region` computes):
 * Only regions that contain the target's best-by-validation cell count (a region that excludes the
   optimum cannot reach the paper's first stopping point).
 * Among those, the best region has the highest mean validation metric over its cells (NaN cells are
-  ignored); ties go to the first in canonical order (per-layer op combinations in the space's op
-  order, layers in genotype order).
+  ignored: architectures a table does not hold, combinations that are not architectures); ties go to
+  the first in canonical order (per-layer op combinations in the space's op order, layers in genotype
+  order). "Best" is by fitness, so a lower-is-better metric's best region has the lowest mean.
 
 The search is exhaustive and vectorised with numpy: with the optimum's op fixed in every layer, NB201
 (5 ops, 2 per layer) has 4^6 = 4,096 candidate regions and TransNAS-Bench-101 micro (4 ops, 3 per
-layer) has 3^6 = 729.
+layer) has 3^6 = 729. Spaces with more than :data:`REGION_LIMIT` candidate regions are refused.
 """
 
 from __future__ import annotations
@@ -29,6 +30,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lapt.errors import UserError
+
+REGION_LIMIT = 2_000_000
+
+
+def region_count(layer_ops: Sequence[Sequence[str]], max_ops: int) -> int:
+    """Candidate regions :func:`best_region` compares: per layer, the op sets of the allowed size holding
+    the best cell's op."""
+    return math.prod(math.comb(len(ops) - 1, min(max_ops, len(ops)) - 1) for ops in layer_ops)
+
+
+def check_region_count(layer_ops: Sequence[Sequence[str]], max_ops: int) -> None:
+    """UserError when the oracle region would take more than :data:`REGION_LIMIT` candidates to find."""
+    n = region_count(layer_ops, max_ops)
+    if n > REGION_LIMIT:
+        raise UserError(
+            f"rea-oracle: the space has {n:,} candidate regions of {max_ops} op(s) per layer, above the "
+            f"{REGION_LIMIT:,} an exhaustive search takes; leave it out with --methods or lower --max-ops"
+        )
+
 
 @dataclass(frozen=True)
 class OracleRegion:
@@ -36,8 +57,8 @@ class OracleRegion:
 
     Attributes:
         ops: allowed ops per layer, in the space's canonical op order.
-        size: number of cells in the region.
-        mean_val: mean validation metric over the region.
+        size: number of op combinations in the region (valid or not; the space counts the valid ones).
+        mean_val: mean fitness over the region's measured cells.
         best_index: table row of the target's best-by-validation cell (inside the region).
     """
 
@@ -51,8 +72,8 @@ def best_region(values: np.ndarray, layer_ops: Sequence[Sequence[str]], max_ops:
     """The region of the allowed size with the highest mean validation metric that holds the best cell.
 
     Args:
-        values: the target's validation column, indexed in mixed-radix order with the first layer most
-            significant (the order of :meth:`lapt.spaces.cell.CellSpace.index`).
+        values: the target's fitness column (:meth:`lapt.tables.BenchmarkTable.fitness`), indexed in
+            mixed-radix order with the first layer most significant (:meth:`lapt.spaces.cell.CellSpace.index`).
         layer_ops: the candidate ops of each layer, in canonical order.
         max_ops: ops allowed per layer (clipped to the number of ops on each layer).
 

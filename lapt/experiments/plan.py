@@ -7,6 +7,7 @@ line and saved in ``curves.json``, from which ``lapt report`` reads it back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,29 +24,45 @@ LABELS: dict[str, str] = {
     "rea-oracle": "REA in oracle region (ceiling)",
 }
 LAPT_METHODS = ("lapt", "lapt-transfer")
-BENCH_SPACES = ("nb201", "tnb101")
-# The paper's budgets: 20 evaluations on NB201 (we run 100 to also report 50/100), 50 on TNB101.
+# The paper's budgets: 20 evaluations on NB201 (we run 100 to also report 50/100), 50 on TNB101; 50 on
+# every other space with a table.
 DEFAULT_BUDGET = {"nb201": 100, "tnb101": 50}
-DEFAULT_SOURCE = {"tnb101": "jigsaw"}  # the paper's TNB101 source; NB201 runs all ordered pairs
+OTHER_BUDGET = 50
+DEFAULT_SOURCE = {"tnb101": "jigsaw"}  # the paper's TNB101 source; other spaces run all ordered pairs
 REPORT_BUDGETS = (10, 20, 50, 100)
 
 
+def space_label(space: str) -> str:
+    """How reports name a bench's space: the built-in name, or the space file's name."""
+    return Path(space.removeprefix("file:")).name if space.startswith("file:") else space
+
+
 class Pair(BaseModel):
-    """One transfer: principles learned on ``sources``, searched on ``target``."""
+    """One transfer: principles learned on ``sources``, searched on ``target``.
+
+    A bench of baselines only (no LAPT method) on a space with a single task has pairs without sources:
+    REA and random search never read a source task.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sources: tuple[str, ...] = Field(min_length=1)
+    sources: tuple[str, ...]
     target: str
     label: str
 
 
 class BenchConfig(BaseModel):
-    """Everything that fixes a bench's results (not how fast it ran: workers are not part of it)."""
+    """Everything that fixes a bench's results (not how fast it ran: workers are not part of it).
+
+    ``space`` is what :func:`lapt.spaces.get_space` loads (a built-in name, or ``file:PATH`` of a space
+    file); ``table`` names the table every evaluation looks up (for a space file, with the first hex
+    digits of its sha256).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    space: Literal["nb201", "tnb101"]
+    space: str
+    table: str = ""
     pairs: list[Pair] = Field(min_length=1)
     methods: list[MethodName] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
@@ -65,7 +82,10 @@ class BenchConfig(BaseModel):
 
 
 def pair_label(sources: tuple[str, ...], target: str, all_tasks: tuple[str, ...]) -> str:
-    """``src->tgt``; ``others->tgt`` when the sources are every other task (leave-one-out)."""
+    """``src->tgt``; ``others->tgt`` when the sources are every other task (leave-one-out); the target
+    alone when there are no sources."""
+    if not sources:
+        return target
     others = tuple(t for t in all_tasks if t != target)
     if len(sources) > 1 and set(sources) == set(others):
         return f"others->{target}"
@@ -79,13 +99,15 @@ def make_pairs(
     targets: list[str],
     pairs: list[str],
     leave_one_out: bool,
+    need_sources: bool = True,
 ) -> list[Pair]:
     """The transfer pairs a bench runs, from the command-line choices; UserError on unknown tasks.
 
     * ``pairs`` (``SRC:TGT``, SRC may join several tasks with ``+``): exactly those;
     * ``leave_one_out``: every target (or those given) learns from all other tasks;
     * ``sources``: one (multi-)source set transferred to every other task (or the targets given);
-    * nothing: all ordered pairs on NB201, the paper's source (jigsaw) to every other task on TNB101.
+    * nothing: the paper's source (jigsaw) to every other task on TNB101, all ordered pairs elsewhere;
+      on a single-task space, when no method needs a source (``need_sources`` False), the target alone.
     """
 
     def known(task: str) -> str:
@@ -115,10 +137,17 @@ def make_pairs(
         out = [((src,), t) for t in wanted if t != src]
     else:
         out = [((s,), t) for s in tasks for t in wanted if s != t]
+        if not out and not need_sources:
+            out = [((), t) for t in wanted]
     for srcs, target in out:
         if target in srcs:
             raise UserError(f"pair {'+'.join(srcs)}:{target}: the target is also a source (its data would leak)")
     if not out:
+        if len(tasks) == 1:
+            raise UserError(
+                f"{space} has one task ({tasks[0]}): LAPT needs a source task to learn from; bench the baselines "
+                "with --methods rea,random,rea-oracle (or run LAPT with `lapt run --principles`)"
+            )
         raise UserError("no transfer pair left to run (every target is also a source)")
     unique = list(dict.fromkeys(out))
     return [Pair(sources=s, target=t, label=pair_label(s, t, tasks)) for s, t in unique]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lapt.experiments.files import CURVES_PNG, MASKS_PNG, CurvesFile
-from lapt.experiments.plan import LABELS, LAPT_METHODS
+from lapt.experiments.plan import LABELS, LAPT_METHODS, space_label
 
 COLORS = {"lapt": "C0", "lapt-transfer": "C2", "rea": "C1", "random": "C7", "rea-oracle": "C3"}
 
@@ -62,6 +62,8 @@ def plot_curves(curves: CurvesFile, out: Path) -> Path:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
     x = np.arange(1, cfg.budget + 1)
     ylabel = "best-so-far test" if curves.metric == "test" else "best-so-far validation"
+    if not curves.higher_is_better:
+        ylabel += " (lower is better)"
     for ax, pair in zip(axes.flat, pairs, strict=False):
         for method in cfg.methods:
             runs = curves.curves.get(method, {}).get(pair)
@@ -86,7 +88,8 @@ def plot_curves(curves: CurvesFile, out: Path) -> Path:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, frameon=False)
-    fig.suptitle(f"{cfg.space}: best-so-far {curves.metric} (mean ± std over {len(cfg.seeds)} seeds)", fontsize=10)
+    title = f"{space_label(cfg.space)}: best-so-far {curves.metric} (mean ± std over {len(cfg.seeds)} seeds)"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     path = out / CURVES_PNG
     _save(fig, path)

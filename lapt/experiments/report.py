@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lapt.errors import UserError, environment_failure
 from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
-from lapt.experiments.plan import LABELS
+from lapt.experiments.plan import LABELS, space_label
 from lapt.metrics import mean_std
 from lapt.output_dirs import check_writable_dir
 from lapt.run_dir import atomic_write
@@ -28,6 +28,34 @@ def _digits(curves: CurvesFile) -> int:
     """Accuracies read well with 2 decimals; TNB101's losses and SSIM-like metrics need 4."""
     refs = [abs(r.optimum_val) for r in curves.references.values()]
     return 2 if refs and min(refs) >= 5 else 4
+
+
+def _metric_name(curves: CurvesFile) -> str:
+    """What the tables report: NB201's test accuracy, another benchmark's test or validation metric."""
+    if curves.metric == "val":
+        return "validation metric"
+    return "test accuracy" if curves.config.space == "nb201" else "test metric"
+
+
+def _selection_text(curves: CurvesFile, metric: str) -> str:
+    """Which split selects and which is reported, and which way is better."""
+    if curves.selection == "test":
+        text = (
+            f"Selection uses the test metric (the benchmark publishes no validation metric); the tables report the "
+            f"**{metric}** of the selected architecture."
+        )
+    elif curves.metric == "test":
+        text = f"Selection is always by validation; the tables report the **{metric}** of the selected architecture."
+    else:
+        text = (
+            f"Selection is always by validation; the tables report the **{metric}** of the selected architecture "
+            "(the benchmark publishes no test column, so the validation metric is reported)."
+        )
+    if not curves.higher_is_better:
+        text += " **Lower is better**: the optimum is the lowest value, and means are of the metric itself."
+    elif curves.config.space == "tnb101":
+        text += " room_layout is a negative loss: higher is better."
+    return text
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -64,7 +92,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
     pairs = [p.label for p in cfg.pairs]
     header = ["pair", *(LABELS[m] for m in methods)]
     digits = _digits(curves)
-    metric = "test accuracy" if curves.metric == "test" else "validation metric"
+    metric = _metric_name(curves)
     seeds = cfg.seeds
     seed_text = (
         f"{len(seeds)} seeds ({seeds[0]}-{seeds[-1]})"
@@ -77,18 +105,12 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
 
     reasoner = cfg.reasoner if cfg.llm is None else f"{cfg.reasoner} ({cfg.llm.get('model')})"
     out = [
-        f"# LAPT bench: {cfg.space}, budget {cfg.budget}, {seed_text}",
+        f"# LAPT bench: {space_label(cfg.space)}, budget {cfg.budget}, {seed_text}",
         "",
         f"Reasoner: {reasoner}. Wall time of the runs: {curves.wall_s:.1f} s with {curves.workers} worker(s). "
         f"Rows: {len(rows)} (method x pair x seed).",
         "",
-        f"Selection is always by validation; the tables report the **{metric}** of the selected architecture"
-        + (
-            "."
-            if curves.metric == "test"
-            else " (TransNAS-Bench-101 publishes no test column, so the validation metric is reported; "
-            "room_layout is a negative loss: higher is better)."
-        ),
+        _selection_text(curves, metric),
         "Cells are mean ± std over seeds (numpy's std, ddof=0). Every method uses the same seeds; REA and "
         "random search never see the source task, so pairs with the same target show the same baseline numbers. "
         f"Because selection is by validation, the reported {metric} can drop when the incumbent improves.",
@@ -165,7 +187,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         "## Oracle regions (a ceiling: computed from the target's own table)",
         "",
         f"Among regions allowing exactly {cfg.max_ops} op(s) per layer that contain "
-        "the target's best-by-validation cell, the one with the highest mean validation metric "
+        "the target's best-by-validation cell, the one with the best mean validation metric "
         "(see lapt/experiments/oracle.py). No real method may see this. It bounds the quality of a region (its mean), "
         "not the outcome of a finite search: a lucky search elsewhere can end higher.",
         "",

@@ -24,9 +24,9 @@ from lapt.experiments.files import (
     write_curves,
     write_results,
 )
-from lapt.experiments.methods import JobResult, oracle_region, run_job
-from lapt.experiments.plan import LAPT_METHODS, BenchConfig, Job, plan_jobs
-from lapt.tables import load_table
+from lapt.experiments.methods import JobResult, bench_table, oracle_region, run_job
+from lapt.experiments.plan import LAPT_METHODS, BenchConfig, Job, plan_jobs, space_label
+from lapt.spaces import MaskSpec
 
 # Rough relative cost of a job, to start the slow ones first and keep every worker busy to the end.
 _COST = {"lapt": 10, "lapt-transfer": 4, "rea": 1, "random": 1, "rea-oracle": 1}
@@ -48,7 +48,7 @@ def run_jobs(config: BenchConfig, llm: Any = None, workers: int = 1, progress: b
 
     jobs = plan_jobs(config)
     results: dict[Job, JobResult] = {}
-    bar = tqdm(total=len(jobs), desc=f"bench {config.space}", unit="run", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=f"bench {space_label(config.space)}", unit="run", disable=not progress)
     try:
         if workers <= 1:
             for job in jobs:
@@ -72,36 +72,36 @@ def run_jobs(config: BenchConfig, llm: Any = None, workers: int = 1, progress: b
 
 
 def references(config: BenchConfig) -> tuple[dict[str, Reference], dict[str, OracleInfo]]:
-    """Per pair: the target's thresholds and best cell, and its oracle region."""
+    """Per pair: the target's thresholds and best cell, and its oracle region (metrics as the table has them)."""
     from lapt.metrics import thresholds
 
-    table = load_table(config.space)
+    table = bench_table(config.space)
     space = table.space
+    sign = 1.0 if space.higher_is_better else -1.0  # fitness back to the metric's own units
     refs: dict[str, Reference] = {}
     oracle: dict[str, OracleInfo] = {}
     for pair in config.pairs:
-        values = table.values(pair.target, "val")
-        optimum, top = thresholds(values)
+        optimum, top = thresholds(table.fitness(pair.target))
         region = oracle_region(config.space, pair.target, config.max_ops)
         best = space.from_index(region.best_index)
         m = table.lookup(best, pair.target)
         refs[pair.label] = Reference(
-            optimum_val=optimum,
-            top_val=top,
+            optimum_val=sign * optimum,
+            top_val=sign * top,
             optimum_metric=m.test if m.test is not None else m.val,
             best_arch=space.to_str(best),
         )
         oracle[pair.label] = OracleInfo(
             ops={layer.name: list(ops) for layer, ops in zip(space.layers, region.ops, strict=True)},
-            size=region.size,
-            mean_val=region.mean_val,
+            size=space.size(MaskSpec(ops=region.ops)),
+            mean_val=sign * region.mean_val,
         )
     return refs, oracle
 
 
 def assemble(config: BenchConfig, results: list[JobResult], wall_s: float, workers: int) -> CurvesFile:
     """Gather curves and mask statistics (per method and pair) into the ``curves.json`` model."""
-    table = load_table(config.space)
+    table = bench_table(config.space)
     space = table.space
     jobs = plan_jobs(config)
     curves: dict[str, dict[str, list[list[float | None]]]] = {}
@@ -126,6 +126,8 @@ def assemble(config: BenchConfig, results: list[JobResult], wall_s: float, worke
     return CurvesFile(
         config=config,
         metric="test" if table.has_test else "val",
+        selection="test" if table.selection == "test" else "val",
+        higher_is_better=space.higher_is_better,
         wall_s=round(wall_s, 3),
         workers=workers,
         references=refs,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import random
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 Genotype = tuple[Any, ...]
@@ -54,6 +54,29 @@ class MaskSpec:
         return out
 
 
+@dataclass(frozen=True)
+class SearchDefaults:
+    """A space's search settings, used where a run does not set them (the paper's values per space).
+
+    Attributes:
+        population: REA population.
+        tournament: REA tournament size (at most ``population``).
+        adapt_every: evaluations between two principle adaptations.
+        max_ops: at most this many allowed ops per layer in a refined space.
+        top_target: best target architectures the adapter reads (the paper's top-k).
+    """
+
+    population: int = 5
+    tournament: int = 2
+    adapt_every: int = 5
+    max_ops: int = 2
+    top_target: int = 5
+
+    def as_settings(self) -> dict[str, int]:
+        """The run-settings fields these defaults fill."""
+        return asdict(self)
+
+
 class SearchSpace(abc.ABC):
     """A NAS search space keyed by op names.
 
@@ -65,9 +88,12 @@ class SearchSpace(abc.ABC):
     name: str
     title: str
     tasks: tuple[str, ...] = ()
-    default_max_ops: int = 2
-    adapt_every: int = 5
+    defaults: SearchDefaults = SearchDefaults()
     higher_is_better: bool = True  # the direction of the validation metric that selection uses
+
+    def search_defaults(self) -> SearchDefaults:
+        """The search settings a run on this space uses unless it sets its own."""
+        return self.defaults
 
     @property
     @abc.abstractmethod
@@ -125,7 +151,25 @@ class SearchSpace(abc.ABC):
 
     @abc.abstractmethod
     def size(self, mask: MaskSpec | None = None) -> int:
-        """Exact number of distinct architectures allowed by ``mask`` (the full space if None)."""
+        """Exact number of distinct valid architectures allowed by ``mask`` (the full space if None)."""
+
+    def region_problem(self, mask: MaskSpec) -> str | None:
+        """Why ``mask`` leaves no usable architecture (one line), or None when it leaves one.
+
+        Mask models call it on every mask an agent or a user proposes, so that a region without a
+        working network never reaches the search. The default asks for one valid architecture; spaces
+        add what "working" means for them (a path from input to output, two inputs per node).
+        """
+        return None if self.size(mask) > 0 else "the mask allows no valid architecture"
+
+    def is_valid(self, genotype: Genotype) -> bool:
+        """Whether ``genotype`` is an architecture of the space (every combination is, unless the space
+        declares validity rules or takes its candidates from a table)."""
+        return self.why_invalid(genotype) is None
+
+    def why_invalid(self, genotype: Genotype) -> str | None:
+        """One line saying why ``genotype`` is not an architecture of the space, or None when it is one."""
+        return None
 
     @abc.abstractmethod
     def contains(self, genotype: Genotype, mask: MaskSpec) -> bool:

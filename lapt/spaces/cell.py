@@ -1,7 +1,11 @@
-"""Cell spaces: a fixed DAG whose every edge picks one op (NAS-Bench-201, TransNAS-Bench-101 micro).
+"""Cell spaces: a fixed DAG whose every edge picks one op (NAS-Bench-201, TransNAS-Bench-101 micro), and
+chains of layers that each pick one op (user spaces).
 
-Genotypes are tuples of op names, one per edge in the space's edge order. Mixed-radix indices over the
-canonical op order give a dense row number for benchmark tables.
+Genotypes are tuples of op names, one per layer in the space's layer order. Mixed-radix indices over the
+canonical op order give a dense row number for benchmark tables: the *grid* of every op combination.
+A space may declare that only some combinations are architectures (a :class:`~lapt.spaces.validity.Validity`);
+then sizes, samples, mutations and enumerations see only those, and the built-in spaces, which have
+none, keep their fast paths.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from collections.abc import Iterator, Sequence
 
 from lapt.errors import UserError
 from lapt.spaces.base import Genotype, LayerSpec, MaskSpec, SearchSpace
+from lapt.spaces.validity import Validity
 
 NB201_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+MUTATION_DRAWS = 4  # random single changes tried before listing every valid one
 
 
 def edge_layers(edges: Sequence[tuple[int, int]], ops: Sequence[str]) -> tuple[LayerSpec, ...]:
@@ -26,12 +32,19 @@ def edge_layers(edges: Sequence[tuple[int, int]], ops: Sequence[str]) -> tuple[L
 
 
 class CellSpace(SearchSpace):
-    """A cell with fixed edges; subclasses supply the string codec and the code description."""
+    """A cell with fixed edges (or a chain); subclasses supply the string codec and the code description.
 
-    def __init__(self, layers: tuple[LayerSpec, ...]):
+    Attributes:
+        edges: the ``(i, j)`` node pair of each layer of a cell; empty for a chain.
+        validity: which op combinations are architectures; None when every one is.
+    """
+
+    def __init__(self, layers: tuple[LayerSpec, ...], edges: Sequence[tuple[int, int]] = ()):
         self._layers = layers
         self._radix = tuple(len(layer.ops) for layer in layers)
         self._op_index = tuple({op: k for k, op in enumerate(layer.ops)} for layer in layers)
+        self.edges = tuple(edges)
+        self.validity: Validity | None = None
 
     @property
     def layers(self) -> tuple[LayerSpec, ...]:
@@ -63,17 +76,67 @@ class CellSpace(SearchSpace):
                 )
         return tuple(genotype)
 
-    def size(self, mask: MaskSpec | None = None) -> int:
+    def grid_size(self, mask: MaskSpec | None = None) -> int:
+        """Op combinations the mask allows, valid or not (the length of a benchmark table's columns)."""
         mask = mask or self.full_mask()
         return math.prod(len(ops) for ops in mask.ops)
 
+    def size(self, mask: MaskSpec | None = None) -> int:
+        if self.validity is None:
+            return self.grid_size(mask)
+        return self.validity.count(mask or self.full_mask())
+
+    def is_valid(self, genotype: Genotype) -> bool:
+        return self.validity is None or self.validity.is_valid(genotype)
+
+    def why_invalid(self, genotype: Genotype) -> str | None:
+        return None if self.validity is None else self.validity.why_invalid(genotype)
+
+    def region_problem(self, mask: MaskSpec) -> str | None:
+        """A cell needs a path from input to output avoiding ``none``; a chain needs every layer that is
+        not optional to keep an op other than ``none``; both need one valid architecture."""
+        optional = self.validity.optional if self.validity is not None else frozenset()
+        if self.edges:
+            if not self._reaches_output(mask):
+                return "the mask leaves no valid architecture: every path from input to output is 'none'"
+        else:
+            for i, (layer, ops) in enumerate(zip(self._layers, mask.ops, strict=True)):
+                if i not in optional and all(op == "none" for op in ops):
+                    return (
+                        f"the mask leaves no valid architecture: {layer.name} allows only 'none', which cuts the chain"
+                    )
+        if self.validity is not None and self.validity.count(mask) == 0:
+            example = self.validity.why_invalid(tuple(ops[0] for ops in mask.ops))
+            return (
+                f"the mask leaves no valid architecture: none of its {self.grid_size(mask):,} op combinations "
+                f"is an architecture of the space (the first: {example})"
+            )
+        return None
+
+    def _reaches_output(self, mask: MaskSpec) -> bool:
+        """Is there a path from node 0 to the last node along edges that allow an op other than ``none``?"""
+        live = [edge for edge, ops in zip(self.edges, mask.ops, strict=True) if any(op != "none" for op in ops)]
+        reach = {0}
+        for i, j in sorted(live, key=lambda e: e[1]):
+            if i in reach:
+                reach.add(j)
+        return max(j for _, j in self.edges) in reach
+
     def contains(self, genotype: Genotype, mask: MaskSpec) -> bool:
-        return all(op in allowed for op, allowed in zip(genotype, mask.ops, strict=True))
+        inside = all(op in allowed for op, allowed in zip(genotype, mask.ops, strict=True))
+        return inside and (self.validity is None or self.validity.is_valid(genotype))
 
     def sample(self, mask: MaskSpec, rng: random.Random) -> Genotype:
-        return tuple(allowed[rng.randrange(len(allowed))] for allowed in mask.ops)
+        if self.validity is None:
+            return tuple(allowed[rng.randrange(len(allowed))] for allowed in mask.ops)
+        g = self.validity.sample(mask, rng)
+        if g is None:
+            raise ValueError(f"{self.name}: the region holds no valid architecture")
+        return g
 
     def mutate(self, genotype: Genotype, mask: MaskSpec, rng: random.Random) -> Genotype:
+        if self.validity is not None:
+            return self._mutate_valid(genotype, mask, rng, self.validity)
         child = [
             op if op in allowed else allowed[rng.randrange(len(allowed))]
             for op, allowed in zip(genotype, mask.ops, strict=True)
@@ -86,8 +149,38 @@ class CellSpace(SearchSpace):
         child[i] = others[rng.randrange(len(others))]
         return tuple(child)
 
+    def _mutate_valid(self, genotype: Genotype, mask: MaskSpec, rng: random.Random, validity: Validity) -> Genotype:
+        """A valid single-change child of the projected genotype (a movable layer, then another of its ops,
+        as in the unconstrained case, drawn again while the child is invalid); when a few draws find none,
+        uniform among all valid single-change children; when there is none, the nearest valid
+        architecture of the region (the projection itself if it is the only one)."""
+        projected = tuple(
+            op if op in allowed else allowed[rng.randrange(len(allowed))]
+            for op, allowed in zip(genotype, mask.ops, strict=True)
+        )
+        valid = validity.is_valid
+        movable = [i for i, allowed in enumerate(mask.ops) if len(allowed) > 1]
+        for _ in range(MUTATION_DRAWS if movable else 0):
+            i = movable[rng.randrange(len(movable))]
+            others = [op for op in mask.ops[i] if op != projected[i]]
+            child = (*projected[:i], others[rng.randrange(len(others))], *projected[i + 1 :])
+            if valid(child):
+                return child
+        children = [
+            child
+            for i in movable
+            for op in mask.ops[i]
+            if op != projected[i] and valid(child := (*projected[:i], op, *projected[i + 1 :]))
+        ]
+        if children:
+            return children[rng.randrange(len(children))]
+        nearest = validity.nearest(projected, mask, rng)
+        return projected if nearest is None else nearest
+
     def enumerate(self, mask: MaskSpec | None = None, limit: int = 1_000_000) -> Iterator[Genotype]:
         mask = mask or self.full_mask()
         if self.size(mask) > limit:
             raise ValueError(f"{self.name}: {self.size(mask)} architectures is above the limit {limit}")
+        if self.validity is not None:
+            return self.validity.enumerate(mask)
         return (tuple(g) for g in itertools.product(*mask.ops))

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from lapt.errors import UserError
-from lapt.spaces.base import Genotype, LayerSpec, MaskSpec, SearchSpace
+from lapt.spaces.base import Genotype, LayerSpec, MaskSpec, SearchDefaults, SearchSpace
 
 DARTS_OPS = (
     "max_pool_3x3",
@@ -78,8 +78,7 @@ class DartsSpace(SearchSpace):
     name = "darts"
     title = "DARTS"
     tasks = ()
-    default_max_ops = 3
-    adapt_every = 5
+    defaults = SearchDefaults(population=5, tournament=2, adapt_every=5, max_ops=3, top_target=5)
 
     def __init__(self) -> None:
         self._layers = tuple(
@@ -134,6 +133,13 @@ class DartsSpace(SearchSpace):
         return math.prod(
             math.comb(len(inputs), 2) * len(ops) ** 2 for ops, inputs in zip(mask.ops, mask.inputs, strict=True)
         )
+
+    def region_problem(self, mask: MaskSpec) -> str | None:
+        """A node takes two edges from distinct states, so it needs two allowed inputs."""
+        for layer, inputs in zip(self._layers, mask.inputs, strict=True):
+            if len(set(inputs)) < 2:
+                return f"{layer.name}: a node needs at least 2 distinct allowed inputs"
+        return None
 
     def contains(self, genotype: Genotype, mask: MaskSpec) -> bool:
         return all(

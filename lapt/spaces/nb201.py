@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from lapt.errors import UserError
-from lapt.spaces.base import Genotype
+from lapt.spaces.base import Genotype, SearchDefaults
 from lapt.spaces.cell import NB201_EDGES, CellSpace, edge_layers
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -47,11 +47,10 @@ class NB201Space(CellSpace):
     name = "nb201"
     title = "NAS-Bench-201"
     tasks = ("cifar10", "cifar100", "ImageNet16-120")
-    default_max_ops = 2
-    adapt_every = 5
+    defaults = SearchDefaults(population=5, tournament=2, adapt_every=5, max_ops=2, top_target=5)
 
     def __init__(self) -> None:
-        super().__init__(edge_layers(NB201_EDGES, NB201_OPS))
+        super().__init__(edge_layers(NB201_EDGES, NB201_OPS), NB201_EDGES)
 
     def to_str(self, genotype: Genotype) -> str:
         g = genotype

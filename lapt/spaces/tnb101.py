@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from lapt.errors import UserError
-from lapt.spaces.base import Genotype
+from lapt.spaces.base import Genotype, SearchDefaults
 from lapt.spaces.cell import NB201_EDGES, CellSpace, edge_layers
 
 TNB101_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
@@ -56,11 +56,10 @@ class TNB101MicroSpace(CellSpace):
         "normal",
         "autoencoder",
     )
-    default_max_ops = 3
-    adapt_every = 10
+    defaults = SearchDefaults(population=10, tournament=5, adapt_every=10, max_ops=3, top_target=15)
 
     def __init__(self) -> None:
-        super().__init__(edge_layers(NB201_EDGES, TNB101_OPS))
+        super().__init__(edge_layers(NB201_EDGES, TNB101_OPS), NB201_EDGES)
 
     def to_str(self, genotype: Genotype) -> str:
         d = [str(TNB101_OPS.index(op)) for op in genotype]

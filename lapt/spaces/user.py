@@ -3,13 +3,17 @@
 A file names the layers and the candidate ops of each (every op with a one-line description, because
 the description is what an LLM reads), how layers combine (``kind = "cell"``: edges ``i->j`` of a DAG
 whose nodes sum their in-edges, as in NAS-Bench-201; ``kind = "chain"``: layers applied one after
-another), the tasks, and optionally a benchmark table (a CSV, see :mod:`lapt.spaces.user_table`).
+another), the tasks, and optionally: a benchmark table (a CSV, see :mod:`lapt.spaces.user_table`) with
+its metric columns and direction (``[metric]``), which combinations are architectures (``[validity]``,
+see :mod:`lapt.spaces.user_validity`), the search settings (``[search]``) and the space's own evaluator
+code (``[evaluator]``: a function returning metrics, or a network builder the built-in trainer trains).
 
-The file is validated twice: Pydantic checks its shape (unknown keys, missing fields, types) and
+The file is validated twice: Pydantic checks its shape (:mod:`lapt.spaces.user_file`) and
 :func:`load_user_space` checks what a schema cannot (edges form a connected DAG, ops are declared, the
-arch-string format can encode every op). Every failure is one :class:`~lapt.errors.UserError` line that
-names the file. The declared table is read and verified while loading, so a broken CSV is reported
-before any search starts, and its sha256 is kept on the space for provenance.
+arch-string format can encode every op, rules name real layers, the evaluator's module exists). Every
+failure is one :class:`~lapt.errors.UserError` line that names the file. The declared table is read and
+verified while loading, so a broken CSV is reported before any search starts, and its sha256 is kept on
+the space for provenance.
 """
 
 from __future__ import annotations
@@ -17,121 +21,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
+from lapt.code_ref import CodeRef
 from lapt.errors import UserError
-from lapt.input_files import MB, read_input
-from lapt.spaces.base import Genotype, LayerSpec
+from lapt.spaces.base import Genotype, LayerSpec, SearchDefaults
 from lapt.spaces.cell import CellSpace
-from lapt.spaces.user_table import TableData, read_table_csv
+from lapt.spaces.user_file import SpaceFile, read_space_file
+from lapt.spaces.user_table import MetricColumns, TableData, read_table_csv
+from lapt.spaces.user_validity import build_rules
+from lapt.spaces.validity import TableValidity
 
 _SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _EDGE = re.compile(r"^\s*(\d+)\s*->\s*(\d+)\s*$")
 _RESERVED_LAYER_NAMES = ("rationale",)  # a field of every mask model
-MAX_SPACE_FILE_BYTES = 1 * MB
-"""A space file lists ops and layers with one-line descriptions: kilobytes. A megabyte is a mistake."""
 _Fail = Callable[[str], UserError]
-
-
-# -- the file, as Pydantic sees it ------------------------------------------------------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class OpEntry(_Strict):
-    """An ``[ops]`` entry; ``name = "description"`` is short for ``name = { description = ... }``."""
-
-    description: str = Field(min_length=1)
-    symbol: str | None = Field(default=None, min_length=1, max_length=1)
-    module: str | None = Field(default=None, min_length=1)
-
-
-class LayerEntry(_Strict):
-    """A ``[[layers]]`` entry: ``edge`` for cells, an optional ``name`` for chains."""
-
-    ops: list[str] = Field(min_length=1)
-    edge: str | None = None
-    name: str | None = None
-    description: str = ""
-
-
-class ArchEntry(_Strict):
-    """The ``[arch]`` section: how a genotype is written as a string."""
-
-    format: Literal["ops_joined", "digits"] = "ops_joined"
-    separator: str | None = None
-    prefix: str = ""
-
-
-class TableEntry(_Strict):
-    """The ``[table]`` section: where the benchmark CSV is and what it should hash to."""
-
-    file: str = Field(min_length=1)
-    arch_column: str = Field(default="arch", min_length=1)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    fidelity: str = ""
-
-
-class SpaceFile(_Strict):
-    """The whole TOML file."""
-
-    name: str
-    title: str = ""
-    kind: Literal["cell", "chain"]
-    tasks: list[str] = Field(default_factory=list)
-    max_ops: int = Field(default=2, ge=1)
-    adapt_every: int = Field(default=5, ge=1)
-    notes: str = ""
-    ops: dict[str, OpEntry] = Field(min_length=1)
-    layers: list[LayerEntry] = Field(min_length=1)
-    arch: ArchEntry = Field(default_factory=ArchEntry)
-    table: TableEntry | None = None
-
-    @field_validator("ops", mode="before")
-    @classmethod
-    def _expand_short_ops(cls, value: Any) -> Any:
-        """Let ``conv = "3x3 conv"`` stand for ``conv = { description = "3x3 conv" }``."""
-        if isinstance(value, dict):
-            return {k: {"description": v} if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
-
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "ops": OpEntry,
-    "layers": LayerEntry,
-    "arch": ArchEntry,
-    "table": TableEntry,
-}
-
-
-def _format_loc(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _schema_message(file: str, error: ValidationError) -> str:
-    """One line for the first schema problem, naming the key and (for unknown keys) the known ones."""
-    err = error.errors()[0]
-    loc = tuple(err["loc"])
-    where = _format_loc(loc)
-    if err["type"] == "extra_forbidden":
-        model: type[BaseModel] = SpaceFile
-        if len(loc) > 1 and isinstance(loc[0], str) and loc[0] in _SECTION_MODELS:
-            model = _SECTION_MODELS[loc[0]]
-        return f"{file}: unknown key {where!r} (known here: {', '.join(model.model_fields)})"
-    if err["type"] == "missing":
-        return f"{file}: missing field {where!r}"
-    return f"{file}: {where}: {err['msg']}"
 
 
 # -- the space --------------------------------------------------------------------------------------
@@ -150,6 +59,7 @@ class ArchFormat:
     format: Literal["ops_joined", "digits"]
     separator: str
     prefix: str = ""
+    suffix: str = ""
     symbols: Mapping[str, str] | None = None  # op -> symbol, for ``digits``
 
 
@@ -159,6 +69,9 @@ class UserSpace(CellSpace):
     Attributes:
         kind: ``"cell"`` or ``"chain"``.
         edges: for cells, the ``(i, j)`` node pair of each layer; empty for chains.
+        metric: the table's metric columns and direction (``higher_is_better`` follows it).
+        function: the space's evaluator function (``[evaluator] function``), or None.
+        network: the space's network builder (``[evaluator] network``), or None.
         source: the resolved path of the TOML file.
         spec_sha256: sha256 of the TOML file's bytes (provenance).
         table_data: the verified benchmark table, or None when the file declares none.
@@ -173,22 +86,26 @@ class UserSpace(CellSpace):
         layers: tuple[LayerSpec, ...],
         op_info: Mapping[str, OpInfo],
         arch: ArchFormat,
+        defaults: SearchDefaults,
+        metric: MetricColumns,
         tasks: Sequence[str] = (),
-        max_ops: int = 2,
-        adapt_every: int = 5,
+        function: CodeRef | None = None,
+        network: CodeRef | None = None,
         edges: Sequence[tuple[int, int]] = (),
         notes: str = "",
         source: Path | None = None,
         spec_sha256: str = "",
     ):
-        super().__init__(layers)
+        super().__init__(layers, edges)
         self.name = name
         self.title = title or name
         self.kind = kind
         self.tasks = tuple(tasks)
-        self.default_max_ops = max_ops
-        self.adapt_every = adapt_every
-        self.edges = tuple(edges)
+        self.defaults = defaults
+        self.metric = metric
+        self.higher_is_better = metric.higher_is_better
+        self.function = function
+        self.network = network
         self.notes = notes
         self.source = source
         self.spec_sha256 = spec_sha256
@@ -196,6 +113,11 @@ class UserSpace(CellSpace):
         self._op_info = dict(op_info)
         self._arch = arch
         self._from_symbol = {s: op for op, s in (arch.symbols or {}).items()}
+
+    @property
+    def table_only(self) -> bool:
+        """True when the table's architectures are the only candidates."""
+        return isinstance(self.validity, TableValidity)
 
     @property
     def ref(self) -> str:
@@ -215,15 +137,16 @@ class UserSpace(CellSpace):
     def to_str(self, genotype: Genotype) -> str:
         fmt = self._arch
         parts = [fmt.symbols[op] for op in genotype] if fmt.symbols is not None else [str(op) for op in genotype]
-        return fmt.prefix + fmt.separator.join(parts)
+        return fmt.prefix + fmt.separator.join(parts) + fmt.suffix
 
     def from_str(self, arch: str) -> Genotype:
         fmt = self._arch
         text = arch.strip()
-        if fmt.prefix:
-            if not text.startswith(fmt.prefix):
-                raise UserError(f"{self.name}: malformed arch string {arch!r}: must start with {fmt.prefix!r}")
-            text = text[len(fmt.prefix) :]
+        if not text.startswith(fmt.prefix):
+            raise UserError(f"{self.name}: malformed arch string {arch!r}: must start with {fmt.prefix!r}")
+        if not text.endswith(fmt.suffix) or len(text) < len(fmt.prefix) + len(fmt.suffix):
+            raise UserError(f"{self.name}: malformed arch string {arch!r}: must end with {fmt.suffix!r}")
+        text = text[len(fmt.prefix) : len(text) - len(fmt.suffix)]
         parts = text.split(fmt.separator) if fmt.separator else list(text)
         n = len(self.layers)
         if len(parts) != n:
@@ -255,12 +178,44 @@ class UserSpace(CellSpace):
         lines.append("# Candidate ops of each layer (a genotype picks one per layer, in this order):")
         for layer in self.layers:
             lines.append(f"#   {layer.name} ({layer.description}): {', '.join(layer.ops)}")
+        lines += self._validity_lines()
+        lines.append(self._metric_line())
         lines.append("")
         lines += self._cell_class() if self.kind == "cell" else self._chain_class()
         if self.notes:
             lines.append("")
             lines += [f"# {line}".rstrip() for line in self.notes.strip().splitlines()]
         return "\n".join(lines) + "\n"
+
+    def _validity_lines(self) -> list[str]:
+        """What the rules and the table say about which combinations are architectures."""
+        from lapt.spaces.validity import RuleValidity
+
+        lines = []
+        validity = self.validity
+        if validity is not None and validity.optional:
+            names = [self.layers[i].name for i in sorted(validity.optional)]
+            fixed = len(self.layers) - len(names)
+            lines.append(
+                f"# Optional layers {', '.join(names)}: {validity.absent!r} leaves a layer out, and once one is left "
+                f"out every later one is too (networks have {fixed} to {len(self.layers)} layers)."
+            )
+        rules = validity if isinstance(validity, RuleValidity) else None
+        for forbid in (rules.forbids if rules is not None else ()):
+            if "forbid[" in forbid.reason:
+                lines.append(f"# Not an architecture: {forbid.reason.split(' is forbidden')[0]}.")
+        if self.table_only and self.table_data is not None:
+            lines.append(f"# Only the {self.table_data.rows:,} architectures of the benchmark table are candidates.")
+        return lines
+
+    def _metric_line(self) -> str:
+        name = self.metric.name or "the benchmark's metric"
+        if self.higher_is_better:
+            return f"# Metric: {name}; higher is better."
+        return (
+            f"# Metric: {name}; lower is better. Scores shown to you are negated, so that higher is "
+            "better everywhere."
+        )
 
     def _op_table(self) -> list[str]:
         entries = []
@@ -312,46 +267,46 @@ class UserSpace(CellSpace):
 
 
 # -- loading ----------------------------------------------------------------------------------------
-def load_user_space(path: str | Path) -> UserSpace:
+def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
     """Read, validate and build the space a TOML file declares (and verify its table, if any).
+
+    ``read_table=False`` leaves the table out (for a script that measures the architectures to write it).
 
     Raises:
         UserError: one line naming the file and the first problem found.
     """
     path = Path(path)
     file = path.name
-    raw = read_input(path, "space file", MAX_SPACE_FILE_BYTES)
-    try:
-        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark, which TOML forbids
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{file}: invalid TOML: {e}") from e
-    try:
-        spec = SpaceFile.model_validate(data)
-    except ValidationError as e:
-        raise UserError(_schema_message(file, e)) from e
-    space = _build(spec, file, path.resolve(), hashlib.sha256(raw).hexdigest())
-    if spec.table is not None:
+    spec, raw = read_space_file(path)
+
+    def fail(msg: str) -> UserError:
+        return UserError(f"{file}: {msg}")
+
+    space = _build(spec, fail, path.resolve(), hashlib.sha256(raw).hexdigest())
+    space.validity = build_rules(spec.validity, spec.kind, space.layers, fail)
+    if space.validity is not None and space.size() == 0:
+        raise fail("[validity] leaves no valid architecture: every op combination is forbidden")
+    if spec.validity.table_only and spec.table is None:
+        raise fail("[validity] table_only needs a [table]: the table's architectures are the candidates")
+    if spec.table is not None and read_table:
         table_path = (path.parent / spec.table.file).resolve()
         space.table_data = read_table_csv(
             space,
             table_path,
             arch_column=spec.table.arch_column,
+            metric=space.metric,
             expected_sha256=spec.table.sha256,
             fidelity=spec.table.fidelity,
             declared_in=file,
         )
+        if spec.validity.table_only:
+            space.validity = TableValidity(space, space.table_data.index, space.validity)
     return space
 
 
-def _build(spec: SpaceFile, file: str, source: Path, sha: str) -> UserSpace:
-    """Check what the schema cannot and assemble the :class:`UserSpace`."""
+def _build(spec: SpaceFile, fail: _Fail, source: Path, sha: str) -> UserSpace:
+    """Check what the schema cannot and assemble the :class:`UserSpace` (validity and table come after)."""
     from lapt.spaces import builtin_space_names
-
-    def fail(msg: str) -> UserError:
-        return UserError(f"{file}: {msg}")
 
     if not _SPACE_NAME.match(spec.name):
         raise fail(f"name {spec.name!r} must be lower-case letters, digits, '_' or '-', starting with a letter")
@@ -361,6 +316,10 @@ def _build(spec: SpaceFile, file: str, source: Path, sha: str) -> UserSpace:
     ops = _check_ops(spec, fail)
     layers, edges = _check_layers(spec, fail)
     arch = _check_arch(spec, layers, fail)
+    search = spec.search
+    if search.tournament > search.population:
+        raise fail(f"[search] tournament ({search.tournament}) cannot exceed population ({search.population})")
+    function, network = _check_evaluator(spec, source.parent, fail)
     return UserSpace(
         name=spec.name,
         title=spec.title,
@@ -369,13 +328,59 @@ def _build(spec: SpaceFile, file: str, source: Path, sha: str) -> UserSpace:
         op_info=ops,
         arch=arch,
         tasks=spec.tasks,
-        max_ops=spec.max_ops,
-        adapt_every=spec.adapt_every,
+        defaults=SearchDefaults(**search.model_dump()),
+        metric=_check_metric(spec, fail),
+        function=function,
+        network=network,
         edges=edges,
         notes=spec.notes,
         source=source,
         spec_sha256=sha,
     )
+
+
+def _check_metric(spec: SpaceFile, fail: _Fail) -> MetricColumns:
+    entry = spec.metric
+    if "\n" in entry.name:
+        raise fail("[metric] name must be one line")
+    if not entry.validation and not entry.test:
+        raise fail("[metric] names no column: give validation, test or both")
+    for key, pattern in (("validation", entry.validation), ("test", entry.test)):
+        if pattern and "{task}" not in pattern and len(spec.tasks) != 1:
+            raise fail(f"[metric] {key} = {pattern!r} must contain {{task}} (the space has {len(spec.tasks)} tasks)")
+        if pattern.replace("{task}", "").count("{") or pattern.replace("{task}", "").count("}"):
+            raise fail(f"[metric] {key} = {pattern!r}: the only placeholder is {{task}}")
+    if entry.validation and entry.validation == entry.test:
+        raise fail(f"[metric] validation and test name the same column {entry.validation!r}")
+    return MetricColumns(
+        name=entry.name.strip(),
+        higher_is_better=entry.higher_is_better,
+        validation=entry.validation,
+        test=entry.test,
+    )
+
+
+def _check_evaluator(spec: SpaceFile, folder: Path, fail: _Fail) -> tuple[CodeRef | None, CodeRef | None]:
+    entry = spec.evaluator
+    if entry is None:
+        return None, None
+    if entry.function is None and entry.network is None:
+        raise fail("[evaluator] names no code: give function = \"MODULE:FUNCTION\", network = ..., or both")
+    where = (folder / entry.path).resolve()
+    if not where.is_dir():
+        raise fail(f"[evaluator] path {entry.path!r} is not a folder (it is relative to the space file)")
+    refs: list[CodeRef | None] = []
+    for key, text in (("function", entry.function), ("network", entry.network)):
+        if text is None:
+            refs.append(None)
+            continue
+        try:
+            ref = CodeRef.parse(text, where, what=f"[evaluator] {key}")
+            ref.files()  # the module must exist now, not at the first evaluation
+        except UserError as e:
+            raise fail(str(e)) from e
+        refs.append(ref)
+    return refs[0], refs[1]
 
 
 def _check_tasks(tasks: Sequence[str], fail: _Fail) -> None:
@@ -466,7 +471,7 @@ def _check_arch(spec: SpaceFile, layers: Sequence[LayerSpec], fail: _Fail) -> Ar
         clash = [op for op in used if sep in op]
         if clash:
             raise fail(f"[arch] separator {sep!r} occurs in op name {clash[0]!r}; choose another separator")
-        return ArchFormat(format="ops_joined", separator=sep, prefix=entry.prefix)
+        return ArchFormat(format="ops_joined", separator=sep, prefix=entry.prefix, suffix=entry.suffix)
     sep = entry.separator or ""
     symbols: dict[str, str] = {}
     for op in used:
@@ -479,4 +484,4 @@ def _check_arch(spec: SpaceFile, layers: Sequence[LayerSpec], fail: _Fail) -> Ar
         if other is not None:
             raise fail(f"[arch] ops {other!r} and {op!r} share the symbol {symbol!r}")
         symbols[op] = symbol
-    return ArchFormat(format="digits", separator=sep, prefix=entry.prefix, symbols=symbols)
+    return ArchFormat(format="digits", separator=sep, prefix=entry.prefix, suffix=entry.suffix, symbols=symbols)

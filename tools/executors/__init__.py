@@ -14,13 +14,13 @@ from typing import Any
 
 from lapt.config import RunSettings, TrainSettings
 from lapt.errors import UserError
-from lapt.spaces import get_space
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors.base import Executor, available_cores
 from lapt.tools.executors.evaluator import ExecutorEvaluator
 from lapt.tools.executors.jobs import EvaluatorSpec, Job, build_evaluator, run_job, table_spec
 from lapt.tools.executors.local import LocalExecutor, ThreadExecutor
 from lapt.tools.executors.processes import ProcessExecutor
+from lapt.tools.train_adapter import check_trainable, check_user_network
 
 EXECUTORS = ("local", "threads", "processes", "ray")
 
@@ -31,7 +31,9 @@ __all__ = [
     "ExecutorEvaluator",
     "Job",
     "build_evaluator",
+    "check_evaluation",
     "check_executor",
+    "function_spec",
     "make_evaluation",
     "make_executor",
     "run_job",
@@ -81,6 +83,14 @@ def make_executor(name: str = "local", workers: int | None = None, ray_address: 
     raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
 
 
+def function_spec(evaluator: str, path: str | None) -> EvaluatorSpec:
+    """The spec of a ``python:MODULE:FUNCTION`` evaluator: workers import the module by name from ``path``."""
+    module, _, function = evaluator.removeprefix("python:").partition(":")
+    return EvaluatorSpec(
+        "lapt.tools.user_evaluator:FunctionEvaluator", {"module": module, "function": function, "path": path}
+    )
+
+
 def training_spec(train: TrainSettings, threads_per_trial: int, space: str | None = None) -> EvaluatorSpec:
     """The training evaluator's spec (JSON settings); its torch threads are the executor's per-trial share."""
     return EvaluatorSpec(
@@ -89,10 +99,25 @@ def training_spec(train: TrainSettings, threads_per_trial: int, space: str | Non
     )
 
 
+def check_evaluation(settings: RunSettings) -> None:
+    """Build the run's evaluator once here (imports a user function, tries a user network builder), so that
+    bad evaluation input is refused before anything else is said; the run reuses what this built.
+
+    Raises:
+        UserError: the function cannot be imported, the builder cannot build an architecture.
+    """
+    if settings.evaluator and settings.evaluator.startswith("python:"):
+        build_evaluator(function_spec(settings.evaluator, settings.evaluator_path))
+    elif settings.evaluator == "train":
+        check_trainable(settings.space)
+        check_user_network(settings.space, settings.train or TrainSettings())
+
+
 def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -> tuple[ExecutorEvaluator, Executor]:
     """The run's evaluator, running on the executor the settings name; returns (evaluator, executor).
 
-    The evaluator is built from a spec (table or training settings) that workers rebuild; a custom
+    The evaluator is built from a spec (table, training settings, or a function named by module) that
+    workers rebuild; a user network builder is tried on one architecture first. A custom
     ``evaluator`` object travels to process or Ray workers by pickling, so it must be picklable there.
     """
     executor = make_executor(settings.executor, settings.workers, settings.ray_address, settings.cpus_per_trial,
@@ -109,9 +134,11 @@ def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -
         else:
             if settings.evaluator == "table":
                 job_evaluator = table_spec(settings.space, settings.table)
+            elif settings.evaluator and settings.evaluator.startswith("python:"):
+                job_evaluator = function_spec(settings.evaluator, settings.evaluator_path)
             else:
-                space = get_space(settings.space).name
-                job_evaluator = training_spec(settings.train or TrainSettings(), executor.threads_per_trial, space)
+                train = settings.train or TrainSettings()
+                job_evaluator = training_spec(train, executor.threads_per_trial, settings.space)
             inner = build_evaluator(job_evaluator)
     except BaseException:
         executor.close()

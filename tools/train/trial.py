@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from torch import nn
+
 from lapt.tools.nets import NetworkBuildError, build_network, count_flops, count_params
 from lapt.tools.train.datasets import DatasetSplits
 from lapt.tools.train.device import is_out_of_memory, peak_memory_mb, release_memory
 from lapt.tools.train.errors import NonFiniteLossError
 from lapt.tools.train.trainer import TrainConfig, Trainer, seed_everything
+from lapt.tools.train.user_code import import_callable
 
 RESULT_KEYS = ("status", "val_acc", "test_acc", "train_acc", "train_loss", "params", "flops",
                "train_seconds", "peak_memory_mb", "device", "error", "failure", "split")
@@ -40,9 +43,25 @@ def empty_result(status: str, error: str | None, device: str | None = None,
     return result
 
 
+def _build(space: str, genotype: Any, data: DatasetSplits, net: Mapping[str, Any],
+           builder: Mapping[str, Any] | None) -> nn.Module:
+    """The built-in network of ``space``, or what a user space's builder returns (it must be a module)."""
+    if builder is None:
+        return build_network(space, genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
+    build = import_callable(builder["module"], builder["function"], builder.get("path"))
+    model = build(genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
+    if not isinstance(model, nn.Module):
+        raise NetworkBuildError(f"{builder['module']}:{builder['function']} returned a {type(model).__name__}, "
+                                "not a torch.nn.Module")
+    return model
+
+
 def run_trial(space: str, genotype: Any, data: DatasetSplits, config: TrainConfig,
-              net: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              net: Mapping[str, Any] | None = None, builder: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the network of ``genotype``, train it on ``data`` and report; never raises for a trial.
+
+    ``builder`` (module, function, path) names a user space's network builder; without it the network
+    is the built-in one of ``space``.
 
     Returns:
         ``status`` ("ok" or "failed"), ``val_acc``/``test_acc``/``train_acc`` (%), ``train_loss``,
@@ -59,8 +78,7 @@ def run_trial(space: str, genotype: Any, data: DatasetSplits, config: TrainConfi
     model = None
     try:
         seed_everything(config.seed)
-        model = build_network(space, genotype, num_classes=data.num_classes,
-                              in_channels=data.in_channels, **dict(net or {}))
+        model = _build(space, genotype, data, dict(net or {}), builder)
         result["params"] = count_params(model) / 1e6
         result["flops"] = count_flops(model, data.image_shape) / 1e6
         metrics = trainer.fit(model, data)

@@ -14,7 +14,12 @@ Request fields (defaults in :data:`DEFAULTS`)::
     {"space": "nb201" | "tnb101" | "darts", "genotype": [...], "dataset": "mnist5k", "data_dir": null,
      "epochs": 1, "batch_size": 128, "lr": 0.05, "weight_decay": 5e-4, "label_smoothing": 0.0,
      "seed": 0, "device": "auto", "num_threads": null, "net": {"C": 16, "N": 5},
-     "max_train_images": null, "task": null}
+     "max_train_images": null, "task": null, "builder": null}
+
+A user space's network comes from its own builder: ``"builder": {"module": ..., "function": ...,
+"path": ...}`` is imported by name here, called as ``builder(genotype, num_classes=..., in_channels=...,
+**net)`` with the genotype as a dict (layer name -> op name), and must return a ``torch.nn.Module``;
+``space`` is then only a label and ``net`` holds the builder's own keyword arguments.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "net": {},
     "max_train_images": None,
     "task": None,
+    "builder": None,
 }
 REQUIRED = ("space", "genotype")
 
@@ -80,6 +86,24 @@ def _check_genotype(space: str, genotype: Any) -> Any:
     return genotype
 
 
+def _check_builder(req: dict[str, Any]) -> None:
+    """A user network: the builder's name, a dict genotype, and JSON-scalar keyword arguments."""
+    builder, genotype, net = req["builder"], req["genotype"], req["net"]
+    if not isinstance(builder, dict) or set(builder) != {"module", "function", "path"}:
+        raise TrainingInputError("builder must be an object with module, function and path")
+    if not all(isinstance(builder[k], str) for k in ("module", "function")) or not (
+        builder["path"] is None or isinstance(builder["path"], str)
+    ):
+        raise TrainingInputError("builder.module and builder.function must be strings, builder.path a string or null")
+    if not isinstance(req["space"], str) or not req["space"]:
+        raise TrainingInputError(f"space must be a name, got {req['space']!r}")
+    pairs = genotype.items() if isinstance(genotype, dict) else ()
+    if not isinstance(genotype, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        raise TrainingInputError("genotype: a user network takes an object of layer name -> op name")
+    if not isinstance(net, dict) or not all(isinstance(v, str | int | float | bool) for v in net.values()):
+        raise TrainingInputError("net must be an object of numbers, strings or booleans for the builder")
+
+
 def validate_request(request: Any) -> dict[str, Any]:
     """Fill defaults and check every field; raise TrainingInputError naming the first bad one."""
     if not isinstance(request, dict):
@@ -91,8 +115,10 @@ def validate_request(request: Any) -> dict[str, Any]:
     if missing:
         raise TrainingInputError(f"missing request field(s): {', '.join(missing)}")
     req = {**DEFAULTS, **request}
-    if req["space"] not in TRAINABLE_SPACES:
-        raise TrainingInputError(f"unknown space {req['space']!r} (known: {', '.join(TRAINABLE_SPACES)})")
+    if req["builder"] is None and req["space"] not in TRAINABLE_SPACES:
+        raise TrainingInputError(
+            f"unknown space {req['space']!r} (known: {', '.join(TRAINABLE_SPACES)}, or a builder)"
+        )
     checks: list[tuple[str, bool, str]] = [
         ("dataset", isinstance(req["dataset"], str), "a string"),
         ("data_dir", req["data_dir"] is None or isinstance(req["data_dir"], str), "null or a path"),
@@ -113,6 +139,9 @@ def validate_request(request: Any) -> dict[str, Any]:
     for field, ok, expected in checks:
         if not ok:
             raise TrainingInputError(f"{field} must be {expected}, got {req[field]!r}")
+    if req["builder"] is not None:
+        _check_builder(req)
+        return req
     req["net"] = _check_net(req["space"], req["net"])
     req["genotype"] = _check_genotype(req["space"], req["genotype"])
     return req
@@ -133,7 +162,7 @@ def run_request(request: Any) -> dict[str, Any]:
         )
         resolve_device(config.device)  # a missing GPU is reported before a slow dataset load
         data = load_dataset(req["dataset"], req["data_dir"], max_train_images=req["max_train_images"])
-        result = run_trial(req["space"], req["genotype"], data, config, req["net"])
+        result = run_trial(req["space"], req["genotype"], data, config, req["net"], req["builder"])
     except TrainingInputError as exc:
         result = empty_result("invalid", f"{type(exc).__name__}: {exc}")
         result.update(request=request if isinstance(request, dict) else None, task=None)
