@@ -16,6 +16,7 @@ from lapt.agents import compact
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentKind, AgentRequest, Reasoner
+from lapt.agents.refiner import SHOWN_REGIONS
 from lapt.schemas import PrincipleSet, draft_principles, principle_draft_model
 from lapt.spaces import SearchSpace
 
@@ -67,8 +68,10 @@ class AdaptInput:
             "target_task": self.target_task,
             "original": {"version": self.original.version, "principles": len(self.original.principles)},
             "current": {"version": self.current.version, "principles": len(self.current.principles)},
-            "current_mask": dict(self.current_mask),
-            "top_target": [{"arch": dict(r.arch), "val": r.val, "new": r.new} for r in rows],
+            "current_region": compact.region(self.space, self.current_mask),
+            "top_target": [
+                {"arch": compact.arch_line(self.space, r.arch), "val": r.val, "new": r.new} for r in rows
+            ],
             "tried_regions": len(self.tried_regions),
             "evidence": self.evidence is not None,
         }
@@ -104,7 +107,9 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
                 )
             return None
 
-        tried = [*inp.tried_regions, inp.current_mask]
+        # The most recent regions only: a long run may have tried dozens, and the list would outgrow the
+        # token budget (the refiner refuses any tried region, however old).
+        tried = [*list(inp.tried_regions)[-(SHOWN_REGIONS - 1) :], inp.current_mask]
         if inp.branch == "improved":
             user = prompts.render(
                 "adapter_improved",

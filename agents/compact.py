@@ -99,6 +99,19 @@ def statistics(space: SearchSpace, stats: Mapping[str, Mapping[str, Mapping[str,
     return "\n".join(lines)
 
 
+def arch_line(space: SearchSpace, arch: Mapping[str, Any]) -> str:
+    """An architecture (layer -> choice) as one line of op codes, layers in order."""
+    codes = op_codes(space)
+    parts = []
+    for name in space.layer_names:
+        choice = arch.get(name)
+        if isinstance(choice, (list, tuple)):  # DARTS: [[op, input], [op, input]]
+            parts.append(",".join(f"{codes.get(op, op)}@{i}" for op, i in choice))
+        else:
+            parts.append(codes.get(str(choice), str(choice)))
+    return " ".join(parts)
+
+
 def region(space: SearchSpace, mask: Mapping[str, Any]) -> str:
     """A mask (``{layer: [ops]}`` or DARTS ``{layer: {"ops", "inputs"}}``) as one line, layers in order."""
     codes = op_codes(space)

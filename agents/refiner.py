@@ -15,20 +15,55 @@ from lapt.spaces import MaskSpec, SearchSpace
 
 Refiner = Callable[..., AgentOutcome[MaskBase]]
 
+SHOWN_REGIONS = 6
+"""Tried regions listed in the prompt (the most recent distinct ones): a long run may have tried dozens,
+and the list would outgrow the token budget. Every tried region is still refused by the answer check, so
+an older one proposed again goes back for repair with the reason."""
+
 
 def region_spec(space: SearchSpace, mask: Mapping[str, Any]) -> MaskSpec:
-    """The canonical form of a mask given as JSON (so that two masks can be compared)."""
-    return to_spec(space, mask_model(space).model_validate(dict(mask)))
+    """The canonical form of a mask given as JSON (so that two masks can be compared).
+
+    A run compares every refinement with all the regions it tried: the same mask objects each time, so
+    their forms are kept by object (with the object, so an id is never reused for another mask).
+    """
+    hit = _SPECS.get(id(mask))
+    if hit is not None and hit[0] is mask and hit[1] is space:
+        return hit[2]
+    spec = to_spec(space, mask_model(space).model_validate(dict(mask)))
+    if len(_SPECS) > 65_536:
+        _SPECS.clear()
+    _SPECS[id(mask)] = (mask, space, spec)
+    return spec
+
+
+_SPECS: dict[int, tuple[Mapping[str, Any], SearchSpace, MaskSpec]] = {}
+
+
+def distinct_regions(space: SearchSpace, masks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``masks`` without repeats of the same region, most recent last."""
+    seen: dict[MaskSpec, Mapping[str, Any]] = {}
+    for m in masks:
+        spec = region_spec(space, m)
+        seen.pop(spec, None)
+        seen[spec] = m
+    return list(seen.values())
 
 
 def avoid_regions_section(space: SearchSpace, regions: Sequence[Mapping[str, Any]]) -> str:
     """The prompt block listing regions the answer must differ from (empty when there are none)."""
     if not regions:
         return ""
+    shown = list(regions)[-SHOWN_REGIONS:]
+    older = (
+        f" ({len(regions) - len(shown)} earlier ones are not shown and are refused too)"
+        if len(regions) > len(shown)
+        else ""
+    )
     return (
-        "\n## Regions already tried (propose none of them again)\n"
+        f"\n## Regions already tried (propose none of them again){older}\n"
         f"The allowed ops of each layer, in the order {compact.layer_order(space)}, separated by |. "
-        f"Op codes: {compact.legend(space)}.\n{compact.regions(space, regions)}\n"
+        f"Op codes: {compact.legend(space)}.\n{compact.regions(space, shown)}\n"
     )
 
 
@@ -46,6 +81,7 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
         """A mask for ``principles``; with ``avoid_regions`` (masks as JSON) a mask equal to one of them is
         refused and sent back for repair, so a stalled search never gets a region it already tried."""
         schema = mask_model(space, max_ops)
+        avoid_regions = distinct_regions(space, avoid_regions)
         tried = {region_spec(space, m) for m in avoid_regions}
 
         def new_region(value: Any) -> str | None:

@@ -32,8 +32,8 @@ def build_graph(
 ) -> Any:
     """The LAPT state machine, compiled (optionally with a checkpointer for durable runs).
 
-    learn_principles -> refine_space -> search -> evaluate -> record -> search ...; every ``adapt_every``
-    evaluations record -> adapt -> refine_space; the budget (or an exhausted space) ends the run.
+    learn_principles -> refine_space -> search -> evaluate -> search ...; every ``adapt_every`` evaluations
+    evaluate -> adapt -> refine_space; the budget (or an exhausted space) ends the run.
     ``context_schema`` and ``resolve`` default to a RunContext passed as it is; LangGraph Studio passes JSON
     settings and a resolver that builds the context from them (:mod:`lapt.graph.studio`).
     """
@@ -47,22 +47,20 @@ def build_graph(
     g.add_node("refine_space", _bind(nodes.refine_space, resolve))
     g.add_node("search", _bind(nodes.search, resolve))
     g.add_node("evaluate", make_evaluation_node(resolve))
-    g.add_node("record", _bind(nodes.record, resolve))
     g.add_node("adapt", _bind(nodes.adapt, resolve))
     g.add_node("finish", _bind(nodes.finish, resolve))
 
     def after_search(state: LaptState, runtime: Runtime[Any]) -> str:
         return routing.after_search(state, settings_of(runtime))
 
-    def after_record(state: LaptState, runtime: Runtime[Any]) -> str:
-        return routing.after_record(state, settings_of(runtime))
+    def after_evaluate(state: LaptState, runtime: Runtime[Any]) -> str:
+        return routing.after_evaluate(state, settings_of(runtime))
 
     g.add_edge(START, "learn_principles")
     g.add_conditional_edges("learn_principles", routing.after_learn, ["refine_space", "finish"])
     g.add_edge("refine_space", "search")
     g.add_conditional_edges("search", after_search, ["evaluate", "adapt", "finish"])
-    g.add_edge("evaluate", "record")
-    g.add_conditional_edges("record", after_record, ["search", "adapt", "finish"])
+    g.add_conditional_edges("evaluate", after_evaluate, ["search", "adapt", "finish"])
     g.add_edge("adapt", "refine_space")
     g.add_edge("finish", END)
     return g.compile(checkpointer=checkpointer)

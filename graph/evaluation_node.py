@@ -2,11 +2,12 @@
 
 The search node proposes candidates (``pending``); this node calls the tool once per proposal, with
 the node's config, so every evaluation appears in traces as a ``tool`` run (architecture and position
-in, the trial out) under the ``evaluate`` node run. One proposal is evaluated in this thread, a batch
-in parallel (one thread per proposal: the executor behind the evaluator decides how many really run at
-once). LangGraph's prebuilt ToolNode would start a thread even for a single call, which costs more than
-the table lookup it runs; and the proposals and results stay plain JSON in the state instead of chat
-messages.
+in, the trial out) under the ``evaluate`` node run, and then records the batch: the trials, in index
+order, are the node's update and the search session learns them. One proposal is evaluated in this
+thread, a batch in parallel (one thread per proposal: the executor behind the evaluator decides how many
+really run at once). LangGraph's prebuilt ToolNode would start a thread even for a single call, which
+costs more than the table lookup it runs; and proposals and trials stay plain JSON in the state instead
+of chat messages.
 """
 
 from __future__ import annotations
@@ -50,14 +51,25 @@ def make_evaluation_node(resolve: ContextResolver) -> Any:
     tool = make_evaluation_tool(resolve)
 
     def evaluate(state: LaptState, config: RunnableConfig, *, runtime: Runtime[Any]) -> dict[str, Any]:
+        ctx = resolve(runtime.context)
+        session = ctx.search
+        session.sync(state)
         pending = list(state.get("pending") or [])
-        target = resolve(runtime.context).settings.target
+        target = ctx.settings.target
         if len(pending) == 1:
-            results = [_run(tool, pending[0], state, target, config)]
+            trials = [_run(tool, pending[0], state, target, config)]
         else:
             with get_executor_for_config({**config, "max_concurrency": len(pending) or 1}) as pool:
-                results = list(pool.map(lambda p: _run(tool, p, state, target, config), pending))
-        return {"results": results}
+                trials = list(pool.map(lambda p: _run(tool, p, state, target, config), pending))
+        trials.sort(key=lambda t: t["index"])
+        session.tell(trials)
+        return {
+            "trials": trials,
+            "n_trials": state.get("n_trials", 0) + len(trials),
+            "search": session.state(),
+            "pending": [],
+            "since_adapt": state.get("since_adapt", 0) + len(trials),
+        }
 
     return evaluate
 

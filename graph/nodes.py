@@ -1,4 +1,4 @@
-"""Graph nodes: learn_principles -> refine_space -> search -> evaluate -> record -> (adapt ->) ...
+"""Graph nodes: learn_principles -> refine_space -> search -> evaluate -> (adapt ->) search ...
 
 Each node reads the state and the run context and returns only an update: the new facts (a principle
 set, a mask, trials, decisions, each numbered by its place in the run's record) and the counters that
@@ -111,7 +111,7 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         avoid: list[dict[str, Any]] = []
         if branch == "stalled" and previous is not None:
             context = "The search stalled in the regions tried so far; the principles were revised to point elsewhere."
-            avoid = [m["mask"] for m in ctx.search.masks]
+            avoid = ctx.search.regions_tried()
         elif branch == "improved":
             context = "The principles were just updated with results from the target task."
         outcome = ctx.agents.refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid)
@@ -174,29 +174,13 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     return update
 
 
-def record(state: LaptState, ctx: RunContext) -> dict[str, Any]:
-    """Record the evaluated batch as trials (in index order) and tell the search."""
-    session = ctx.search
-    session.sync(state)
-    new = sorted(state.get("results") or [], key=lambda t: t["index"])
-    session.tell(new)
-    return {
-        "trials": new,
-        "n_trials": state.get("n_trials", 0) + len(new),
-        "search": session.state(),
-        "pending": [],
-        "results": [],
-        "since_adapt": state.get("since_adapt", 0) + len(new),
-    }
-
-
 def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     """Update the principles: the improved branch learns from the best target architectures, the stalled
     branch asks for other ops based on the original principles."""
     session = ctx.search
     session.sync(state)
     s = ctx.settings
-    ok = sorted((t for t in session.trials if t.get("fitness") is not None), key=lambda t: (-t["fitness"], t["index"]))
+    ok = session.best(max(1, s.top_target or 1))
     best = ok[0]["fitness"] if ok else None
     before = state.get("best_at_adapt")
     improved = best is not None and (before is None or best > before)
@@ -229,7 +213,7 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
             target_task=s.target,
             current_mask=state["mask"]["mask"],
             top_target=top,
-            tried_regions=[m["mask"] for m in session.masks[:-1]],
+            tried_regions=session.regions_tried()[:-1],
         )
     )
     if outcome.value is not None:

@@ -22,7 +22,7 @@ def after_search(state: LaptState, settings: RunSettings) -> Literal["evaluate",
     return "finish"
 
 
-def after_record(state: LaptState, settings: RunSettings) -> Literal["search", "adapt", "finish"]:
+def after_evaluate(state: LaptState, settings: RunSettings) -> Literal["search", "adapt", "finish"]:
     """Stop at the budget; adapt every ``adapt_every`` evaluations; otherwise keep searching."""
     if state.get("n_trials", 0) >= settings.budget:
         return "finish"
@@ -34,10 +34,11 @@ def after_record(state: LaptState, settings: RunSettings) -> Literal["search", "
 def recursion_limit(budget: int, adapt_every: int | None, batch_size: int = 1) -> int:
     """An upper bound on the supersteps of a run, so LangGraph's limit never cuts a legal run short.
 
-    Each evaluation takes at most 3 steps (search, evaluate, record; a batch takes 3 for several). Each
-    adaptation takes 3 (an empty search that triggered it or the record before it, adapt, refine). Scheduled
+    Each evaluation takes at most 2 steps (search, evaluate; a batch takes 2 for several). Each adaptation
+    takes 3 (an empty search that triggered it or the evaluation before it, adapt, refine). Scheduled
     adaptations number budget // adapt_every; one triggered by an exhausted region must be followed by an
     evaluation or the end (a second empty search finishes the run), so there are at most budget + 1.
+    Learning, the first refinement and the end add a few more.
     """
     scheduled = budget // adapt_every if adapt_every else 0
-    return 3 * budget + 3 * (scheduled + budget + 1) + 10
+    return 2 * budget + 3 * (scheduled + budget + 1) + 10

@@ -47,12 +47,11 @@ class LaptState(TypedDict, total=False):
         principles: the original PrincipleSet (dict) and the current one (a single entry until the first
             adaptation); each node update carries only the new set.
         mask: the mask record in force: ``{"version", "round", "mask", "size", "source", "note"}``.
-        trials: the latest batch of trials (Trial dicts), as the record node made them.
+        trials: the latest batch of trials (Trial dicts), as the evaluation node made them.
         n_trials: trials recorded so far (the length of ``trials.jsonl``).
         decisions: the most recent decisions (each with its position ``seq`` in ``decisions.jsonl``).
         n_decisions: decisions made so far.
         pending: the proposals waiting for evaluation: ``{"id", "index", "arch", "mask_version"}``.
-        results: the trials the evaluation node made of them (Trial dicts), until the record node takes them.
         search: the search strategy's constant-size state (see :mod:`lapt.search_session`).
         round: adaptation rounds done.
         since_adapt: evaluations since the last adaptation.
@@ -72,7 +71,6 @@ class LaptState(TypedDict, total=False):
     decisions: Annotated[list[dict[str, Any]], keep_recent]
     n_decisions: int
     pending: list[dict[str, Any]]
-    results: list[dict[str, Any]]
     search: dict[str, Any]
     round: int
     since_adapt: int

@@ -68,7 +68,7 @@ from lapt.trace_file import TRACE_FILE
 
 ROOT_RUN_NAME = "lapt"
 _STATE_KEYS = frozenset(LaptState.__annotations__)
-_MARKERS = frozenset({"principles", "mask", "trials", "decisions", "search", "pending", "results", "n_trials"})
+_MARKERS = frozenset({"principles", "mask", "trials", "decisions", "search", "pending", "n_trials"})
 # LangGraph's bookkeeping: kept on the root run; a node run keeps only which node and step it was.
 _ROOT_ONLY_METADATA = frozenset(
     {"langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns", "checkpoint_ns", "thread_id", "ls_integration"}
@@ -86,35 +86,38 @@ def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None and v != {} and v != []}
 
 
+_TOOL_ARGS = frozenset({"arch", "index", "round", "mask_version"})  # the tool run's inputs already say these
+
+
 def _tool_output(output: Any) -> Any:
-    """An evaluation's result: the trial (the tool's artifact), without its empty fields."""
+    """An evaluation's result: the trial (the tool's artifact) without its empty fields and without what
+    the run's inputs already hold (a reader merges the two, see ``lapt trace show``)."""
     if isinstance(output, ToolMessage):
         if isinstance(output.artifact, dict):
-            return {"trial": _compact(output.artifact), "status": output.status}
+            trial = {k: v for k, v in _compact(output.artifact).items() if k not in _TOOL_ARGS}
+            return {"trial": trial, "status": output.status}
         return {"content": output.content, "status": output.status}
     return output
 
 
+_INPUT_COUNTERS = ("n_trials", "round", "since_adapt", "n_decisions", "branch", "done")
+
+
 def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A node's input state as its counters and the versions it holds (the facts live where they were made)."""
-    out: dict[str, Any] = {}
-    for key, value in state.items():
-        if key == "principles":
-            out[key] = {"versions": [p.get("version") for p in value or ()]}
-        elif key == "mask":
-            out[key] = None if value is None else {"version": value.get("version"), "size": value.get("size")}
-        elif key == "trials":
-            out[key] = {"latest": [t.get("index") for t in value or ()]}
-        elif key == "decisions":
-            out[key] = {"latest": [d.get("seq") for d in value or ()]}
-        elif key == "pending":
-            out[key] = [p.get("index") for p in value or ()]
-        elif key == "results":
-            out[key] = [t.get("index") for t in value or ()]
-        elif key == "search":
-            out[key] = {"asks": (value or {}).get("asks")}
-        else:
-            out[key] = value
+    """A node's input state as where the run stood: its counters and the versions in force.
+
+    The facts themselves (trials, decisions, principle sets, masks) are in the outputs of the steps that
+    made them, so repeating any of them here would make the trace grow faster than the run.
+    """
+    out: dict[str, Any] = {k: state[k] for k in _INPUT_COUNTERS if k in state}
+    principles = state.get("principles") or ()
+    if principles:
+        out["principles"] = [p.get("version") for p in principles]
+    mask = state.get("mask")
+    if mask is not None:
+        out["mask"] = mask.get("version")
+    if state.get("pending"):
+        out["pending"] = [p.get("index") for p in state["pending"]]
     return out
 
 
@@ -122,7 +125,7 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
     """A node's update for its run's outputs: the new facts whole, the rest as counters.
 
     Principle sets, masks and decisions are the decisions of the run: they stay whole. Trials are the
-    outputs of their tool runs, so the record node lists their indices; proposals list their
+    outputs of their tool runs, so the evaluation node lists their indices; proposals list their
     architectures.
     """
     out: dict[str, Any] = {}
@@ -131,10 +134,8 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [t.get("index") for t in value or ()]
         elif key == "pending":
             out[key] = [{"index": p.get("index"), "arch": p.get("arch")} for p in value or ()]
-        elif key == "results":
-            out[key] = [{"index": t.get("index"), "status": t.get("status")} for t in value or ()]
         elif key == "search":
-            out[key] = {"asks": (value or {}).get("asks")}
+            continue  # the strategy's working state: no decision, and the next checkpoint holds it
         else:
             out[key] = value
     return out
@@ -157,9 +158,12 @@ def _chain_outputs(outputs: Any) -> dict[str, Any]:
 def outcome_summary(outcome: AgentOutcome[Any]) -> dict[str, Any]:
     """What an agent answered, for its run's outputs: the validated value or the error, and the cost."""
     reply = outcome.reply
+    value: Any = outcome.value
+    if isinstance(value, PrincipleSet):  # whole in the output of the node that took it (learn/adapt)
+        value = {"version": value.version, "source": value.source, "principles": len(value.principles)}
     return {
         "ok": outcome.value is not None,
-        "value": outcome.value,
+        "value": value,
         "error": reply.error if outcome.value is None else None,
         "saw_tasks": outcome.saw_tasks,
         "llm_calls": reply.calls,
@@ -431,6 +435,8 @@ def _brief(value: Any) -> Any:
         return {"version": value.version, "source": value.source, "principles": len(value.principles)}
     if isinstance(value, (list, tuple)) and value and all(hasattr(v, "task") for v in value):
         return [v.task for v in value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) and "rationale" in v for v in value):
+        return {"masks": len(value)}  # regions tried: each is in the refine_space output that made it
     return value
 
 

@@ -14,12 +14,16 @@ trial and mask files with :meth:`SearchSession.restore`.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lapt.spaces import Genotype, MaskSpec, SearchSpace
 from lapt.strategies import Strategy, make_strategy
+
+TOP_KEPT = 64
+"""Best trials kept in order (the adapter reads the top 5 on NB201, 15 on TNB101)."""
 
 
 class SessionOutOfSync(RuntimeError):
@@ -53,6 +57,8 @@ class SearchSession:
     trials: list[dict[str, Any]] = field(default_factory=list)
     masks: list[dict[str, Any]] = field(default_factory=list)
     _spec: tuple[int, MaskSpec] | None = field(default=None, init=False, repr=False)
+    _regions: dict[MaskSpec, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _top: list[tuple[float, int]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.strategy = self._new_strategy()
@@ -92,6 +98,16 @@ class SearchSession:
         if record["version"] != expected:
             raise SessionOutOfSync(f"mask version {record['version']} follows version {expected - 1}")
         self.masks.append(dict(record))
+        self._remember(self.masks[-1])
+
+    def _remember(self, record: Mapping[str, Any]) -> None:
+        spec = spec_of(self.space, record["mask"])
+        self._regions.pop(spec, None)  # most recent last
+        self._regions[spec] = record["mask"]
+
+    def regions_tried(self) -> list[dict[str, Any]]:
+        """Every distinct region searched so far (mask JSON), the most recently searched last."""
+        return list(self._regions.values())
 
     def ask(self, n: int) -> list[Genotype]:
         """Up to ``n`` unseen architectures inside the mask in force."""
@@ -107,8 +123,26 @@ class SearchSession:
         for t in trials:
             if t["index"] != len(self.trials):
                 raise SessionOutOfSync(f"trial {t['index']} recorded after trial {len(self.trials) - 1}")
-            self.trials.append(dict(t))
+            self._append(t)
         self.strategy.tell([(parse(t["arch"]), t.get("fitness")) for t in trials])
+
+    def _append(self, trial: Mapping[str, Any]) -> None:
+        self.trials.append(dict(trial))
+        fitness = trial.get("fitness")
+        if fitness is not None:
+            bisect.insort(self._top, (-float(fitness), int(trial["index"])))
+            del self._top[TOP_KEPT:]
+
+    def best(self, k: int) -> list[dict[str, Any]]:
+        """The ``k`` trials with the highest fitness, best first (ties: the earlier first).
+
+        Kept sorted as trials arrive (an adaptation needs the best few of however many there are); asking
+        for more than :data:`TOP_KEPT` sorts them all.
+        """
+        if k > TOP_KEPT:
+            ok = [t for t in self.trials if t.get("fitness") is not None]
+            return sorted(ok, key=lambda t: (-t["fitness"], t["index"]))[:k]
+        return [self.trials[i] for _, i in self._top[:k]]
 
     # -- keeping in step with the graph state -------------------------------------------------------------
     def sync(self, state: Mapping[str, Any]) -> None:
@@ -134,7 +168,8 @@ class SearchSession:
                     f"the state holds {n} trials, this process knows {self.told}: the run's trial record is "
                     "not available here (resume it from its run directory)"
                 )
-            self.trials.extend(dict(t) for t in batch)
+            for t in batch:
+                self._append(t)
         if search is not None:
             # The state's strategy is authoritative; the architectures it has seen are the recorded ones
             # and those still waiting for evaluation.
@@ -151,9 +186,15 @@ class SearchSession:
         state: Mapping[str, Any],
     ) -> None:
         """Start from a run's record (its trial and mask files) and its last checkpoint ``state``."""
-        self.trials = [dict(t) for t in trials]
+        self.trials = []
+        self._top = []
+        for t in trials:
+            self._append(t)
         self.masks = [dict(m) for m in masks]
         self._spec = None
+        self._regions = {}
+        for m in self.masks:
+            self._remember(m)
         self.strategy = self._new_strategy()
         if state.get("search") is not None:
             self.strategy.load_state_dict(dict(state["search"]))

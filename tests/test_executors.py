@@ -274,7 +274,7 @@ def test_training_adapter_translates_genotypes_and_results(nb201, darts):
     with pytest.raises(UserError, match=r"train\.net: 'width' is not a setting of the nb201 network"):
         make_training_evaluator({"net": {"width": 8}}, "nb201")
     toy = str(Path(__file__).resolve().parents[1] / "examples" / "toy_space" / "toy_space.toml")
-    with pytest.raises(UserError, match="toy_space.toml' cannot be evaluated by training"):
+    with pytest.raises(UserError, match=r"toy_space\.toml' cannot be evaluated by training"):
         make_training_evaluator({}, toy)
     # workers rebuild the same evaluator from the spec; torch threads are the executor's share
     spec = training_spec(TrainSettings(epochs=1, net={"C": 4, "N": 1}), threads_per_trial=1, space="nb201")

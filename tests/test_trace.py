@@ -142,7 +142,7 @@ def test_offline_trace_is_one_tree_holding_every_evaluation_and_decision(offline
         assert r["run_type"] in ("chain", "llm", "tool", "parser", "prompt")
         assert r["start_time"] <= r["end_time"]
     by = runs_by_name(trace.runs)
-    assert {"learn_principles", "refine_space", "search", "evaluate", "record", "adapt", "finish"} <= by.keys()
+    assert {"learn_principles", "refine_space", "search", "evaluate", "adapt", "finish"} <= by.keys()
 
     # Every evaluation is a tool run with its architecture, task and metrics, in order.
     trials = [json.loads(x) for x in (offline_run / "trials.jsonl").read_text().splitlines()]
@@ -150,7 +150,7 @@ def test_offline_trace_is_one_tree_holding_every_evaluation_and_decision(offline
     assert all(r["run_type"] == "tool" for r in tools)
     assert [r["inputs"]["arch"] for r in tools] == [t["arch"] for t in trials]
     compact = [{k: v for k, v in t.items() if v not in (None, {}, [])} for t in trials]
-    assert [r["outputs"]["output"]["trial"] for r in tools] == compact
+    assert [{**r["inputs"], **r["outputs"]["output"]["trial"]} for r in tools] == compact
     assert all(r["outputs"]["output"]["trial"]["task"] == "cifar100" for r in tools)
 
     # Decisions are the outputs of the node runs that made them, equal to what the run directory recorded.
@@ -173,11 +173,11 @@ def test_offline_trace_is_one_tree_holding_every_evaluation_and_decision(offline
     # Agent calls are runs of their own (offline reasoner: no LLM children) with the answer as output.
     assert len(by["agent:refiner"]) == len(masks) and by["agent:learner"][0]["outputs"]["ok"] is True
     # Node inputs carry the state's counters and versions, not the facts again (each trial is in its tool run).
-    record_inputs = by["record"][-1]["inputs"]
-    assert record_inputs["n_trials"] == 11 and record_inputs["trials"] == {"latest": [10]}
-    assert record_inputs["principles"] == {"versions": [0, 2]}
+    last = by["evaluate"][-1]["inputs"]
+    assert last["n_trials"] == 11 and last["pending"] == [11] and last["principles"] == [0, 2] and "trials" not in last
+    assert by["evaluate"][-1]["outputs"]["trials"] == [11]
     assert by["lapt"][0]["extra"]["metadata"]["settings"]["budget"] == 12
-    assert "langgraph_triggers" not in by["record"][-1]["extra"]["metadata"]  # bookkeeping stays on the root
+    assert "langgraph_triggers" not in by["evaluate"][-1]["extra"]["metadata"]  # bookkeeping stays on the root
 
 
 def test_llm_calls_carry_messages_usage_and_repairs_and_no_key_anywhere(tmp_path: Path, monkeypatch):

@@ -18,7 +18,7 @@ from typing import Any
 from lapt.errors import UserError
 
 _WIDTH = 110
-_NODES = frozenset({"learn_principles", "refine_space", "search", "record", "adapt", "finish"})
+_NODES = frozenset({"learn_principles", "refine_space", "search", "evaluate", "adapt", "finish"})
 
 
 def register(sub: Any) -> None:
@@ -63,7 +63,7 @@ def _trial(run: Mapping[str, Any]) -> dict[str, Any]:
     output = (run.get("outputs") or {}).get("output")
     trial = output.get("trial") if isinstance(output, dict) else None
     if isinstance(trial, dict):
-        return trial
+        return {**(run.get("inputs") or {}), **trial}  # the run's inputs hold the architecture and position
     inputs = run.get("inputs") or {}
     status = "error" if run.get("error") else ("running" if not run.get("end_time") else "unknown")
     return {"index": inputs.get("index"), "arch": inputs.get("arch"), "status": status, "val": None}
