@@ -105,7 +105,7 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
             "layers": [{"name": la.name, "ops": list(la.ops), "inputs": list(la.inputs)} for la in space.layers],
             "principles": [p.model_dump() for p in principles.principles],
             "max_ops": max_ops,
-            "avoid_regions": [dict(m) for m in avoid_regions],
+            "avoid_regions": list(avoid_regions),  # the same objects: their region keys are cached by object
         }
         request = AgentRequest(
             "refine", prompts.render("system"), user, payload, schema, check=new_region if tried else None

@@ -6,7 +6,6 @@ Both reasoners see the same figures: the LLM as a table in its prompt, the offli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -70,24 +69,3 @@ def _codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
     _CODES.clear()
     _CODES[id(archs)] = (archs, codes)
     return codes
-
-
-def format_statistics(stats: dict[str, dict[str, dict[str, float]]]) -> str:
-    """A compact text table of :func:`layer_statistics` for prompts."""
-    lines = []
-    for layer, per_op in stats.items():
-        cells = ", ".join(
-            f"{op}: top {int(s['top_count'])}, hit {100 * s['hit_rate']:.1f}%" for op, s in per_op.items()
-        )
-        lines.append(f"- {layer}: {cells}")
-    return "\n".join(lines)
-
-
-def format_architectures(space: SearchSpace, rows: Sequence[tuple[Genotype, float]], label: str = "") -> str:
-    """One line per architecture, ``[op, op, ...] -> metric``, for prompts."""
-    prefix = f"[{label}] " if label else ""
-    out = []
-    for g, v in rows:
-        choices: list[Any] = list(space.describe_genotype(g).values())
-        out.append(f"{prefix}{choices} -> {v:.4f}")
-    return "\n".join(out)

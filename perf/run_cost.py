@@ -30,7 +30,7 @@ from typing import Any
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 
 
-def plain_loop(budget: int, seed: int) -> float:
+def plain_loop(budget: int, seed: int) -> tuple[float, float]:
     """Seconds for ``budget`` REA ask/evaluate/tell steps over the NB201 table (no graph, no files)."""
     from lapt.config import resolve_settings
     from lapt.strategies import make_strategy
@@ -41,24 +41,25 @@ def plain_loop(budget: int, seed: int) -> float:
     evaluator = TabularEvaluator(load_table("nb201"))
     strategy = make_strategy("rea", space, seed, population=settings.population, tournament=settings.tournament)
     mask = space.full_mask()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(budget):
         (g,) = strategy.ask(mask, 1)
         trial = evaluate_trial(evaluator, space, space.to_str(g), "cifar100", i, 0)
         strategy.tell([(g, trial.fitness)])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def durable_run(budget: int, seed: int, root: Path) -> tuple[float, dict[str, int]]:
-    """Seconds for one durable run of ``budget`` evaluations, and the bytes of each file of its folder."""
+def durable_run(budget: int, seed: int, root: Path) -> tuple[float, float, dict[str, int]]:
+    """Seconds (wall, CPU of all threads) for one durable run of ``budget`` evaluations, and the bytes of
+    each file of its folder."""
     from lapt.api import execute
     from lapt.config import resolve_settings
 
     settings, space = resolve_settings(space="nb201", sources=["cifar10"], target="cifar100", budget=budget, seed=seed)
     run_dir = root / f"run-{budget}"
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = execute(settings, space, run_dir=run_dir, store=str(root / "library.sqlite"))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert len(result.trials) == budget, len(result.trials)
     sizes: dict[str, int] = {}
     for path in run_dir.rglob("*"):
@@ -66,7 +67,7 @@ def durable_run(budget: int, seed: int, root: Path) -> tuple[float, dict[str, in
             top = path.relative_to(run_dir).parts[0]
             key = top if path.parent == run_dir else f"{top}/"
             sizes[key] = sizes.get(key, 0) + path.stat().st_size
-    return wall, sizes
+    return wall, cpu, sizes
 
 
 def main() -> None:
@@ -79,13 +80,17 @@ def main() -> None:
 
     durable_run(20, args.seed, Path(tempfile.mkdtemp(prefix="lapt-warm-")))  # imports, tables, first compile
     root = Path(tempfile.mkdtemp(prefix="lapt-run-cost-"))
-    loop_s = plain_loop(args.long, args.seed)
-    short_s, _ = durable_run(args.short, args.seed, root)
-    long_s, sizes = durable_run(args.long, args.seed, root)
+    load = os.getloadavg()[0]
+    loop_s, loop_cpu = plain_loop(args.long, args.seed)
+    short_s, short_cpu, _ = durable_run(args.short, args.seed, root)
+    long_s, long_cpu, sizes = durable_run(args.long, args.seed, root)
     per = {
         "plain_loop_ms": 1000 * loop_s / args.long,
         "short_ms": 1000 * short_s / args.short,
         "long_ms": 1000 * long_s / args.long,
+        "plain_loop_cpu_ms": 1000 * loop_cpu / args.long,
+        "short_cpu_ms": 1000 * short_cpu / args.short,
+        "long_cpu_ms": 1000 * long_cpu / args.long,
     }
     total = sum(sizes.values())
     out: dict[str, Any] = {
@@ -94,13 +99,18 @@ def main() -> None:
         "orchestration_ms": round(per["long_ms"] - per["plain_loop_ms"], 3),
         "run_dir_bytes_per_eval": round(total / args.long),
         "files": {k: v for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])},
+        "load_average": round(load, 2),
     }
     if args.json:
         print(json.dumps(out))
         return
+    print(f"machine load average when it started: {out['load_average']} (the figures are for an idle machine)")
     print(f"plain ask/tell loop (REA, NB201 table): {out['plain_loop_ms']:.3f} ms per evaluation")
-    print(f"durable run, budget {args.short:>6,}: {out['short_ms']:.2f} ms per evaluation")
-    print(f"durable run, budget {args.long:>6,}: {out['long_ms']:.2f} ms per evaluation")
+    for label, key in ((f"budget {args.short:>6,}", "short"), (f"budget {args.long:>6,}", "long")):
+        print(
+            f"durable run, {label}: {out[key + '_ms']:.2f} ms per evaluation "
+            f"(CPU of all threads: {out[key + '_cpu_ms']:.2f} ms)"
+        )
     print(f"ratio {args.long:,} / {args.short:,}: {out['ratio_long_short']:.2f}   target <= 1.3")
     print(f"orchestration above the plain loop: {out['orchestration_ms']:.2f} ms per evaluation   target <= 5")
     print(f"run directory at {args.long:,}: {total / 1e6:.2f} MB, {out['run_dir_bytes_per_eval']:,} B per evaluation"
