@@ -210,7 +210,25 @@ class OfflineReasoner:
 
 
 def _region_key(mask: dict[str, Any]) -> tuple[Any, ...]:
-    """A mask's allowed ops (and inputs) per layer as sets, for comparing regions."""
+    """A mask's allowed ops (and inputs) per layer as sets, for comparing regions.
+
+    A run compares each refinement with every region it tried, the same mask objects each time: their
+    keys are kept by object (with the object, so an id is never reused for another mask).
+    """
+    hit = _KEYS.get(id(mask))
+    if hit is not None and hit[0] is mask:
+        return hit[1]
+    key = _compute_region_key(mask)
+    if len(_KEYS) > 65_536:
+        _KEYS.clear()
+    _KEYS[id(mask)] = (mask, key)
+    return key
+
+
+_KEYS: dict[int, tuple[dict[str, Any], tuple[Any, ...]]] = {}
+
+
+def _compute_region_key(mask: dict[str, Any]) -> tuple[Any, ...]:
     out = []
     for name, value in sorted(mask.items()):
         if name == "rationale":
