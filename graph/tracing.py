@@ -61,6 +61,7 @@ from lapt.graph.trace_client import (
     live_client,
     live_tracing_requested,
 )
+from lapt.masks import MaskBase
 from lapt.redaction import register_secret
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
@@ -95,12 +96,16 @@ def _tool_output(output: Any) -> Any:
     if isinstance(output, ToolMessage):
         if isinstance(output.artifact, dict):
             trial = {k: v for k, v in _compact(output.artifact).items() if k not in _TOOL_ARGS}
+            if trial.get("fitness") == trial.get("val"):
+                trial.pop("fitness", None)  # the usual case: a reader takes val (see lapt trace show)
+            if isinstance(trial.get("cost_s"), float):
+                trial["cost_s"] = float(f"{trial['cost_s']:.4g}")
             return {"trial": trial, "status": output.status}
         return {"content": output.content, "status": output.status}
     return output
 
 
-_INPUT_COUNTERS = ("n_trials", "round", "since_adapt", "n_decisions", "branch", "done")
+_INPUT_COUNTERS = ("n_trials", "round", "since_adapt", "branch", "done")
 
 
 def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,6 +126,11 @@ def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lean_decision(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision without the fields that say nothing (no error, no LLM call): the file has them all."""
+    return {k: v for k, v in decision.items() if (v is not None and v != [] and v != 0) or k in ("seq", "ok")}
+
+
 def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
     """A node's update for its run's outputs: the new facts whole, the rest as counters.
 
@@ -136,6 +146,8 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [{"index": p.get("index"), "arch": p.get("arch")} for p in value or ()]
         elif key == "search":
             continue  # the strategy's working state: no decision, and the next checkpoint holds it
+        elif key == "decisions":
+            out[key] = [_lean_decision(d) for d in value or ()]
         else:
             out[key] = value
     return out
@@ -161,6 +173,8 @@ def outcome_summary(outcome: AgentOutcome[Any]) -> dict[str, Any]:
     value: Any = outcome.value
     if isinstance(value, PrincipleSet):  # whole in the output of the node that took it (learn/adapt)
         value = {"version": value.version, "source": value.source, "principles": len(value.principles)}
+    elif isinstance(value, MaskBase):  # whole, in canonical order, in the refine_space output
+        value = {"rationale": value.rationale}
     return {
         "ok": outcome.value is not None,
         "value": value,
@@ -239,9 +253,14 @@ class FileTracer(LangChainTracer):
             trace_id, dotted_order, parent_id = rid, own, None
         self.order_map[run_id] = (trace_id, dotted_order)  # type: ignore[assignment]
         meta = metadata or {}
+        tags = tags or []
         if parent is not None:
-            # LangGraph's bookkeeping is the same in every step: the root has it, a node keeps which it was.
+            # LangGraph's bookkeeping is the same in every step: the root has it, a node keeps which it was,
+            # and what runs inside a node (tools, agents, LLM calls) has the node for that.
             meta = {k: v for k, v in meta.items() if k not in _ROOT_ONLY_METADATA}
+            if "." in parent[1]:
+                meta = {k: v for k, v in meta.items() if not k.startswith("langgraph_")}
+                tags = [t for t in tags if not t.startswith("seq:step:")]
         if self.tracing_metadata:
             meta = {**self.tracing_metadata, **meta}
         self.client.post(
@@ -253,7 +272,7 @@ class FileTracer(LangChainTracer):
                 "run_type": run_type,
                 "name": name,
                 "start_time": iso,
-                "tags": sorted({*(tags or ()), *self.tags}) if self.tags else (tags or []),
+                "tags": sorted({*tags, *self.tags}) if self.tags else tags,
                 "extra": {"metadata": meta, **extra} if extra else {"metadata": meta},
             },
             inputs,

@@ -150,7 +150,10 @@ def test_offline_trace_is_one_tree_holding_every_evaluation_and_decision(offline
     assert all(r["run_type"] == "tool" for r in tools)
     assert [r["inputs"]["arch"] for r in tools] == [t["arch"] for t in trials]
     compact = [{k: v for k, v in t.items() if v not in (None, {}, [])} for t in trials]
-    assert [{**r["inputs"], **r["outputs"]["output"]["trial"]} for r in tools] == compact
+    merged = [{**r["inputs"], **r["outputs"]["output"]["trial"]} for r in tools]
+    assert [{**m, "fitness": m.get("fitness", m["val"])} for m in merged] == [
+        {**c, "cost_s": m["cost_s"]} for c, m in zip(compact, merged, strict=True)
+    ]
     assert all(r["outputs"]["output"]["trial"]["task"] == "cifar100" for r in tools)
 
     # Decisions are the outputs of the node runs that made them, equal to what the run directory recorded.
@@ -164,7 +167,9 @@ def test_offline_trace_is_one_tree_holding_every_evaluation_and_decision(offline
     assert masks == [json.loads(p.read_text()) for p in sorted((offline_run / "masks").iterdir())]
     assert all(m["mask"]["rationale"] for m in masks)
     decisions = [json.loads(x) for x in (offline_run / "decisions.jsonl").read_text().splitlines()]
-    assert [d for r in nodes for d in r["outputs"].get("decisions") or []] == decisions
+    # ... each decision without the fields that say nothing (no error, no LLM call): the file has them all
+    lean = [{k: v for k, v in d.items() if v not in (None, [], 0) or k in ("seq", "ok")} for d in decisions]
+    assert [d for r in nodes for d in r["outputs"].get("decisions") or []] == lean
     adapter = [d for d in decisions if d["agent"] == "adapter"]
     assert [r["outputs"]["branch"] for r in by["adapt"]] == [d["branch"] for d in adapter]
     assert len(adapter) == 2  # 12 evaluations, adapting every 5
