@@ -140,6 +140,8 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in update.items():
+        if value in ([], 0) and key in ("pending", "empty_asks"):
+            continue  # the usual: nothing waiting, nothing exhausted
         if key == "trials":
             out[key] = [t.get("index") for t in value or ()]
         elif key == "pending":
@@ -255,12 +257,15 @@ class FileTracer(LangChainTracer):
         meta = metadata or {}
         tags = tags or []
         if parent is not None:
-            # LangGraph's bookkeeping is the same in every step: the root has it, a node keeps which it was,
-            # and what runs inside a node (tools, agents, LLM calls) has the node for that.
+            # LangGraph's bookkeeping is the same in every step: the root has it, a node keeps the step it
+            # was (its name is the node's; the step tag repeats the step), and what runs inside a node
+            # (tools, agents, LLM calls) has the node for that.
             meta = {k: v for k, v in meta.items() if k not in _ROOT_ONLY_METADATA}
+            if meta.get("langgraph_node") == name:
+                meta.pop("langgraph_node")
+            tags = [t for t in tags if not t.startswith(("graph:step:", "seq:step:"))]
             if "." in parent[1]:
                 meta = {k: v for k, v in meta.items() if not k.startswith("langgraph_")}
-                tags = [t for t in tags if not t.startswith("seq:step:")]
         if self.tracing_metadata:
             meta = {**self.tracing_metadata, **meta}
         self.client.post(

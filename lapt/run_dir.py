@@ -56,7 +56,9 @@ def default_run_dir(root: Path = Path("runs")) -> Path:
 
 
 def _line(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, sort_keys=True) + "\n"
+    """One JSON line, without empty fields (no error, no extras): readers validate each line, which fills
+    them in, and a long run writes a line per evaluation."""
+    return json.dumps({k: v for k, v in entry.items() if v is not None and v != {}}, sort_keys=True) + "\n"
 
 
 class RunDirectory:
@@ -162,7 +164,8 @@ class RunDirectory:
     # -- versioned records (principles, masks) ---------------------------------------------------------
     def write_version(self, folder: str, record: dict[str, Any]) -> None:
         """``folder/v<version>.json``, written atomically."""
-        atomic_write(self.path / folder / f"v{record['version']}.json", json.dumps(record, indent=2) + "\n")
+        # One line: a long run writes hundreds of versions (``jq .`` shows one indented).
+        atomic_write(self.path / folder / f"v{record['version']}.json", json.dumps(record) + "\n")
 
     def read_versions(self, folder: str) -> list[dict[str, Any]]:
         """Every ``folder/vN.json`` in version order; UserError when the folder is missing or a file."""

@@ -124,7 +124,7 @@ def test_llm_run_completes_and_the_learner_sees_only_the_source(fake, nb201, tmp
     # Every paid answer is in the run's own response cache (a resume would not pay for it again).
     assert len(ResponseCache(run / "llm_cache.sqlite")) == paid
     # Every decision says how its answer was read; a stalled search never gets a region it tried.
-    assert all(d["extraction"] == "json" and d["failure"] is None for d in decisions)
+    assert all(d["extraction"] == "json" and d.get("failure") is None for d in decisions)
     masks = [json.loads(p.read_text())["mask"] for p in sorted((run / "masks").glob("v*.json"))]
     stalled = [i for i, d in enumerate(decisions) if d.get("branch") == "stalled"]
     for i in stalled:

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     computed INTEGER NOT NULL DEFAULT 1,
     hits INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
-)
+) WITHOUT ROWID
 """
 
 
@@ -50,6 +50,11 @@ def _damaged(e: sqlite3.Error) -> bool:
     """Whether SQLite says the file itself is bad (as opposed to locked, read-only or out of space)."""
     text = str(e).lower()
     return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+def _outcome_json(outcome: Outcome) -> str:
+    """An outcome as stored: without its empty fields (one row per evaluation of a long run)."""
+    return outcome.model_dump_json(exclude_defaults=True)
 
 
 def cache_key(space: str, arch: str, task: str, settings: dict[str, Any]) -> str:
@@ -134,7 +139,7 @@ class EvalCache:
                 "INSERT INTO evaluations (key, space, arch, task, settings, outcome, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET computed = computed + 1, outcome = excluded.outcome",
-                (key, space, arch, task, json.dumps(settings, sort_keys=True), outcome.model_dump_json(), time.time()),
+                (key, space, arch, task, json.dumps(settings, sort_keys=True), _outcome_json(outcome), time.time()),
             )
 
     def stats(self) -> dict[str, int]:
