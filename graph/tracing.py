@@ -126,6 +126,13 @@ def digest_state(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lean_principles(pset: Mapping[str, Any]) -> dict[str, Any]:
+    """A principle set as a node's output: the principles without their evidence text, which
+    ``principles/vN.json`` holds (a long run adapts hundreds of times)."""
+    principles = [{k: v for k, v in p.items() if k != "evidence"} for p in pset.get("principles") or ()]
+    return {**pset, "principles": principles}
+
+
 def _lean_decision(decision: Mapping[str, Any]) -> dict[str, Any]:
     """A decision without the fields that say nothing (no error, no LLM call): the file has them all."""
     return {k: v for k, v in decision.items() if (v is not None and v != [] and v != 0) or k in ("seq", "ok")}
@@ -145,7 +152,9 @@ def digest_update(update: Mapping[str, Any]) -> dict[str, Any]:
         if key == "trials":
             out[key] = [t.get("index") for t in value or ()]
         elif key == "pending":
-            out[key] = [{"index": p.get("index"), "arch": p.get("arch")} for p in value or ()]
+            out[key] = [p.get("index") for p in value or ()]  # each has its tool run, architecture in its inputs
+        elif key == "principles":
+            out[key] = [_lean_principles(p) for p in value or ()]
         elif key == "search":
             continue  # the strategy's working state: no decision, and the next checkpoint holds it
         elif key == "decisions":

@@ -101,7 +101,7 @@ def evaluate_trial(
         fitness=fitness_of(space, out.status, out.val),
         round=round_,
         mask_version=mask_version,
-        cost_s=out.cost_s,
+        cost_s=float(f"{out.cost_s:.4g}"),  # wall time: digits beyond the fourth are noise
         error=out.error,
         extras=out.extras,
     )
