@@ -87,7 +87,8 @@ def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None and v != {} and v != []}
 
 
-_TOOL_ARGS = frozenset({"arch", "index", "round", "mask_version"})  # the tool run's inputs already say these
+# The tool run's inputs already say these, and the root run says the task.
+_TOOL_ARGS = frozenset({"arch", "index", "round", "mask_version", "task"})
 
 
 def _tool_output(output: Any) -> Any:
@@ -100,7 +101,7 @@ def _tool_output(output: Any) -> Any:
                 trial.pop("fitness", None)  # the usual case: a reader takes val (see lapt trace show)
             if isinstance(trial.get("cost_s"), float):
                 trial["cost_s"] = float(f"{trial['cost_s']:.4g}")
-            return {"trial": trial, "status": output.status}
+            return {"trial": trial} if output.status == "success" else {"trial": trial, "status": output.status}
         return {"content": output.content, "status": output.status}
     return output
 
@@ -184,8 +185,8 @@ def outcome_summary(outcome: AgentOutcome[Any]) -> dict[str, Any]:
     value: Any = outcome.value
     if isinstance(value, PrincipleSet):  # whole in the output of the node that took it (learn/adapt)
         value = {"version": value.version, "source": value.source, "principles": len(value.principles)}
-    elif isinstance(value, MaskBase):  # whole, in canonical order, in the refine_space output
-        value = {"rationale": value.rationale}
+    elif isinstance(value, MaskBase):  # whole, in canonical order and with its rationale, in the node's output
+        value = "the mask in the refine_space output"
     return {
         "ok": outcome.value is not None,
         "value": value,
@@ -277,20 +278,21 @@ class FileTracer(LangChainTracer):
                 meta = {k: v for k, v in meta.items() if not k.startswith("langgraph_")}
         if self.tracing_metadata:
             meta = {**self.tracing_metadata, **meta}
-        self.client.post(
-            {
-                "id": rid,
-                "trace_id": trace_id,
-                "dotted_order": dotted_order,
-                "parent_run_id": parent_id,
-                "run_type": run_type,
-                "name": name,
-                "start_time": iso,
-                "tags": sorted({*tags, *self.tags}) if self.tags else tags,
-                "extra": {"metadata": meta, **extra} if extra else {"metadata": meta},
-            },
-            inputs,
-        )
+        record: dict[str, Any] = {
+            "id": rid,
+            "trace_id": trace_id,
+            "dotted_order": dotted_order,
+            "parent_run_id": parent_id,
+            "run_type": run_type,
+            "name": name,
+            "start_time": iso,
+        }
+        tags = sorted({*tags, *self.tags}) if self.tags else tags
+        if tags:  # empty tags and metadata are left out: most runs inside a node have neither
+            record["tags"] = tags
+        if meta or extra:
+            record["extra"] = {"metadata": meta, **(extra or {})}
+        self.client.post(record, inputs)
 
     def _end(self, run_id: UUID, **fields: Any) -> None:
         entry = self.order_map.pop(run_id, None)

@@ -31,19 +31,28 @@ from lapt.errors import UserError
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tools.evaluation import Evaluator, Outcome
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS evaluations (
-    key TEXT PRIMARY KEY,
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS evaluators (
+    id INTEGER PRIMARY KEY,
     space TEXT NOT NULL,
-    arch TEXT NOT NULL,
     task TEXT NOT NULL,
     settings TEXT NOT NULL,
+    UNIQUE (space, task, settings)
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS evaluations (
+    key TEXT PRIMARY KEY,
+    evaluator INTEGER NOT NULL REFERENCES evaluators (id),
+    arch TEXT NOT NULL,
     outcome TEXT NOT NULL,
     computed INTEGER NOT NULL DEFAULT 1,
     hits INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 ) WITHOUT ROWID
-"""
+""",
+)
 
 
 def _damaged(e: sqlite3.Error) -> bool:
@@ -63,7 +72,7 @@ def cache_key(space: str, arch: str, task: str, settings: dict[str, Any]) -> str
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-_COLUMNS = ("key", "space", "arch", "task", "settings", "outcome", "computed", "hits", "created")
+_COLUMNS = ("key", "evaluator", "arch", "outcome", "computed", "hits", "created")
 
 
 class CorruptEvalCache(UserError):
@@ -81,6 +90,7 @@ class EvalCache:
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self._evaluators: dict[str, int] = {}  # (space, task, settings) as JSON -> its row id
         try:
             self._conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as e:
@@ -89,7 +99,8 @@ class EvalCache:
             self._check()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # survives SIGKILL; see lapt.graph.durable.open_saver
-            self._conn.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
         except sqlite3.DatabaseError as e:
             self._conn.close()
             if isinstance(e, sqlite3.OperationalError) and not _damaged(e):
@@ -133,14 +144,31 @@ class EvalCache:
         return outcome
 
     def put(self, key: str, space: str, arch: str, task: str, settings: dict[str, Any], outcome: Outcome) -> None:
-        """Store a fresh outcome; storing a key again counts a repeated evaluation."""
+        """Store a fresh outcome; storing a key again counts a repeated evaluation.
+
+        The space, task and evaluator settings are stored once (``evaluators``), not on every row: a run
+        has one of each, and a long run stores thousands of outcomes.
+        """
         with self._lock:
+            evaluator = self._evaluator(space, task, json.dumps(settings, sort_keys=True))
             self._conn.execute(
-                "INSERT INTO evaluations (key, space, arch, task, settings, outcome, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO evaluations (key, evaluator, arch, outcome, created) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET computed = computed + 1, outcome = excluded.outcome",
-                (key, space, arch, task, json.dumps(settings, sort_keys=True), _outcome_json(outcome), time.time()),
+                (key, evaluator, arch, _outcome_json(outcome), time.time()),
             )
+
+    def _evaluator(self, space: str, task: str, settings: str) -> int:
+        """The row id of (space, task, settings), added on first use (lock held)."""
+        name = json.dumps([space, task, settings])
+        if name not in self._evaluators:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO evaluators (space, task, settings) VALUES (?, ?, ?)", (space, task, settings)
+            )
+            (rid,) = self._conn.execute(
+                "SELECT id FROM evaluators WHERE space = ? AND task = ? AND settings = ?", (space, task, settings)
+            ).fetchone()
+            self._evaluators[name] = int(rid)
+        return self._evaluators[name]
 
     def stats(self) -> dict[str, int]:
         """``entries``, ``computed`` (evaluator calls), ``repeated`` (calls beyond the first per key), ``hits``."""
