@@ -254,3 +254,22 @@ def test_llm_bench_replays_from_its_cache_for_free(tmp_path: Path, capsys):
     ]
     assert "llm (fake)" in (tmp_path / "first" / "summary.md").read_text()
     capsys.readouterr()
+
+
+def test_llm_bench_counts_failed_decisions_and_degraded_runs(tmp_path: Path, capsys):
+    """Every call of the LLM fails: the LAPT runs go on in the full space, each counted as degraded."""
+    from fake_openai import CHAOS_FAULTS, FakeOpenAI
+
+    faults = tuple(f for f in CHAOS_FAULTS if f != "slow")
+    args = ("--pair", "cifar10:cifar100", "--seeds", "2", "--budget", "6", "--methods", "lapt,rea")
+    with FakeOpenAI(fault_rate=1.0, faults=faults, retry_after_s=0.01) as fake:
+        llm = ("--llm", "openai:fake", "--llm-base-url", fake.url, "--llm-attempts", "1", "--llm-repairs", "0")
+        _bench(tmp_path / "b", *args, *llm, "--workers", "1")
+    rows = _rows(tmp_path / "b" / "results.csv")
+    lapt_rows = [r for r in rows if r["method"] == "lapt"]
+    assert [r["degraded"] for r in lapt_rows] == ["true", "true"]
+    assert all(int(r["failed_decisions"]) >= 1 and r["evaluations"] == "6" for r in lapt_rows)
+    assert all(r["degraded"] == "false" and r["failed_decisions"] == "0" for r in rows if r["method"] == "rea")
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    assert "degraded runs" in summary and "2/2" in summary
+    capsys.readouterr()

@@ -53,6 +53,8 @@ COLUMNS = (
     "llm_calls",
     "input_tokens",
     "output_tokens",
+    "failed_decisions",
+    "degraded",
 )
 FINAL_PREFIX = "final_at_"
 
@@ -89,6 +91,8 @@ class ResultRow(BaseModel):
     llm_calls: int = Field(ge=0)
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
+    failed_decisions: int = Field(default=0, ge=0, description="Agent decisions without a valid answer.")
+    degraded: bool = Field(default=False, description="An agent failed the run (its summary's 'degraded').")
     finals: dict[int, float | None]
 
 

@@ -73,6 +73,9 @@ def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSet
         "top_k": config.top_k,
         "adapt": job.method != "lapt-transfer",
         "prompts_dir": config.prompts_dir,
+        # A bench measures: a run whose learner gave no principles goes on in the full space and is
+        # counted as degraded (the report says how many), rather than stopping the whole bench.
+        "on_agent_failure": "continue",
     }
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}
@@ -124,6 +127,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     table = bench_table(config.space)
     space: SearchSpace = table.space
     usage = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
+    failed_decisions, degraded = 0, False
     mask_counts = None
     if job.method in ("lapt", "lapt-transfer"):
         from lapt.api import execute
@@ -136,6 +140,8 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         region_size = result.masks[0]["size"] if result.masks else space.size()
         ended = str(result.summary.get("ended") or "budget")
         adaptations = int(result.summary.get("adaptations", 0))
+        failed_decisions = sum(d.get("ok") is False for d in result.decisions)
+        degraded = bool(result.degraded)
     else:
         strategy_name = "random" if job.method == "random" else "rea"
         defaults = space.search_defaults()
@@ -175,6 +181,8 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         "region_size": region_size,
         "adaptations": adaptations,
         **usage,
+        "failed_decisions": failed_decisions,
+        "degraded": degraded,
     }
     for b in config.report_budgets():
         row[f"final_at_{b}"] = reported_metric(incumbent_at(trials, b))

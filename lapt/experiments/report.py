@@ -173,12 +173,30 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
                 str(sum(r.llm_calls for r in rs)),
                 str(sum(r.input_tokens for r in rs)),
                 str(sum(r.output_tokens for r in rs)),
+                str(sum(r.failed_decisions for r in rs)),
+                f"{sum(r.degraded for r in rs)}/{len(rs)}",
             ]
         )
     out += _table(
-        ["method", "runs", "evaluations", "ended early", "adaptations", "LLM calls", "input tokens", "output tokens"],
+        [
+            "method",
+            "runs",
+            "evaluations",
+            "ended early",
+            "adaptations",
+            "LLM calls",
+            "input tokens",
+            "output tokens",
+            "failed agent decisions",
+            "degraded runs",
+        ],
         usage_rows,
     )
+    out += [
+        "A failed agent decision is one without a valid answer (the run kept its previous mask or principles); a "
+        "degraded run is one an agent failed (no principles: it searched the full space), see each run's summary.",
+        "",
+    ]
     out += [
         "A run ends early when its region has no unevaluated architecture left (the oracle region is smaller "
         "than a large budget; the LAPT graph widens an exhausted region instead); its incumbent then stands for "
