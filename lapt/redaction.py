@@ -29,6 +29,8 @@ _SECRET_FIELD = re.compile(
 # scheme://user:password@host -> the password goes (the user name stays: it says which account)
 _URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:\"']*:)([^\s/@\"']+)(@)")
 _FIELD_HINTS = ("api", "auth", "cookie", "passw", "secret")  # what every _SECRET_FIELD match contains
+# Something at least one of the patterns needs (key prefixes, field hints, a URL with user info).
+_HINT = re.compile(r"sk-|lsv2_|bearer|api|auth|cookie|passw|secret|://[^\s/]*@", re.IGNORECASE)
 _SECRET_ENV = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 _MIN_SECRET = 8  # shorter values would redact ordinary words
 _REGISTERED: set[str] = set()
@@ -60,10 +62,12 @@ class Redactor:
         return cls([*environment_secrets(), *_REGISTERED, *extra])
 
     def __call__(self, text: str) -> str:
-        # Substring tests first: each regex runs only on text that may hold what it looks for, which
-        # keeps redaction cheap on the (large, almost always clean) trace lines.
-        if self._known is not None and any(form in text for form in self._forms):
+        # One scan for every hint first: each rewrite runs only on text that may hold what it looks for,
+        # which keeps redaction cheap on the (many, almost always clean) trace lines.
+        if self._known is not None and self._known.search(text):
             text = self._known.sub(REDACTED, text)
+        if not _HINT.search(text):
+            return text
         lower = text.lower()
         if "sk-" in lower or "lsv2_" in lower or "bearer" in lower:
             text = _SHAPED.sub(REDACTED, text)

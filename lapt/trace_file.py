@@ -186,6 +186,8 @@ class TraceWriter:
         self._unwritten_starts: list[str] = []  # runs whose start line was not written yet
         self._pending: list[tuple[str, str, bool]] = []  # (run id, line, is a start line) to write next
         self._flushed = 0.0
+        self._long_runs: dict[str, float] = {}  # run id -> start, for evaluations and LLM calls
+        self._slow_tools = True  # until an evaluation is seen to end within the flush interval
         self.closed = False
 
     # -- runs --------------------------------------------------------------------------------
@@ -206,7 +208,11 @@ class TraceWriter:
             self._lines[run_id] = None  # keeps start order for the final file
             self._unwritten_starts.append(run_id)
             # An evaluation or an LLM call may take minutes: its start (and all before it) goes out now.
-            self._write(urgent=record.get("run_type") in _URGENT)
+            # Evaluations that end within the flush interval (table lookups) are written with the rest.
+            run_type = record.get("run_type")
+            if run_type in _URGENT:
+                self._long_runs[run_id] = time.monotonic()
+            self._write(urgent=run_type == "llm" or (run_type == "tool" and self._slow_tools))
 
     def patch(self, run_id: str, fields: Mapping[str, Any]) -> None:
         """A run ended: ``fields`` holds ``end_time`` and ``outputs`` or ``error`` (and extra to merge)."""
@@ -222,6 +228,9 @@ class TraceWriter:
         else:
             line = _join(self.redact(dumps(merge_run(rest, update))), "", inputs_json or "{}")
         with self._lock:
+            started = self._long_runs.pop(run_id, None)
+            if started is not None and rest.get("run_type") == "tool":
+                self._slow_tools = time.monotonic() - started >= FLUSH_EVERY_S
             self._lines[run_id] = line
             self._pending.append((run_id, line, False))
             self._write()
