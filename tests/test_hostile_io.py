@@ -174,8 +174,8 @@ TRACE_FULL_DISK = textwrap.dedent(
     failed = 0
     for i in range(40):
         rid = f"00000000-0000-0000-0000-{i:012d}"
-        try:  # a tool run's start is written at once
-            writer.post({"id": rid, "trace_id": rid, "dotted_order": rid, "name": "x" * 150, "run_type": "tool"})
+        try:  # an LLM call's start is written at once
+            writer.post({"id": rid, "trace_id": rid, "dotted_order": rid, "name": "x" * 150, "run_type": "llm"})
         except OSError:
             failed += 1
         try:
