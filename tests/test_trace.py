@@ -305,3 +305,25 @@ def test_a_dead_live_tracing_endpoint_costs_a_warning_not_the_run(tmp_path: Path
     assert result.summary["evaluations"] == 3
     assert f"lapt: warning: live tracing to {url} failed" in capsys.readouterr().err
     assert tree_problems(read_trace(tmp_path / "run").runs) == []
+
+
+def test_the_start_of_a_slow_evaluation_is_on_disk_before_it_ends(tmp_path: Path):
+    """A kill during a long evaluation must not lose the record that it had started."""
+    import time as _time
+
+    path = tmp_path / TRACE_FILE
+    writer = TraceWriter(path)
+
+    def start(n: int) -> str:
+        rid = f"00000000-0000-0000-0000-{n:012d}"
+        writer.post({"id": rid, "trace_id": rid, "dotted_order": rid, "name": "evaluate_architecture",
+                     "run_type": "tool"})  # fmt: skip
+        return rid
+
+    first = start(1)
+    assert first in path.read_text()  # nothing is known about evaluations yet: written at once
+    _time.sleep(0.06)  # longer than the flush interval: evaluations are slow here
+    writer.patch(first, {"end_time": "2025-01-01T00:00:01+00:00", "outputs": {}})
+    second = start(2)
+    assert second in path.read_text()
+    writer.finish()
