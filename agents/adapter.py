@@ -43,7 +43,10 @@ class AdaptInput:
         current_mask: the mask (JSON) every target architecture so far was drawn in.
         top_target: the best target architectures, best first (tuples or :class:`TargetRow`).
         tried_regions: masks (JSON) tried before the current one, oldest first.
-        evidence: target-vs-source per-op statistics for the offline miner (not shown to an LLM).
+        evidence: the target evidence of :mod:`lapt.target_evidence` (per layer and op, how the target did
+            against the sources' prediction). The offline miner adapts from it; an LLM sees the calibrated
+            hit rates in its prompt.
+        max_ops: the most ops a refined layer may keep (the region the evidence supports is no larger).
     """
 
     branch: Literal["improved", "stalled"]
@@ -55,6 +58,7 @@ class AdaptInput:
     top_target: Sequence[tuple[Any, ...]] = ()
     tried_regions: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     evidence: Mapping[str, Any] | None = None
+    max_ops: int | None = None
 
     def rows(self) -> list[TargetRow]:
         return [TargetRow(*row) for row in self.top_target]
@@ -144,6 +148,8 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
             "current_mask": dict(inp.current_mask),
             "tried_regions": [dict(m) for m in inp.tried_regions],
             "evidence": dict(inp.evidence) if inp.evidence is not None else None,
+            "layers": [{"name": la.name, "ops": list(la.ops)} for la in space.layers],
+            "max_ops": inp.max_ops,
         }
         kind: AgentKind = "adapt_improved" if inp.branch == "improved" else "adapt_stalled"
         request = AgentRequest(

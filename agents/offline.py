@@ -133,8 +133,10 @@ class OfflineReasoner:
                 ranked += [op for op in p.favour if op in ops and op not in ranked]
             avoid = {op for p in mine for op in p.avoid} | global_avoid
             ranked += [op for op in ops if op not in ranked and op not in avoid]
-            ranked += [op for op in ops if op not in ranked]
+            # Ops every principle advises against fill a layer only when nothing else is left.
             chosen = ranked[:1] if single else ranked[:max_ops]
+            chosen = chosen or [op for op in ops if op not in ranked][:1]
+            ranked += [op for op in ops if op not in ranked]
             if layer.get("inputs"):
                 mask[name] = {"ops": chosen, "inputs": layer["inputs"]}
             else:
@@ -147,7 +149,10 @@ class OfflineReasoner:
 
     # -- adaptation ------------------------------------------------------------------------------
     def _adapt_improved(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Re-rank each layer's ops by how often they appear among the best target architectures."""
+        """Judge each layer's ops by the target evidence; without it, by the best target architectures."""
+        from_evidence = self._adapt_from_evidence(payload, stalled=False)
+        if from_evidence is not None:
+            return from_evidence
         current = [Principle.model_validate(p) for p in payload["principles"]]
         top: list[dict[str, Any]] = payload["top_target"]
         out: list[Principle] = []
@@ -178,7 +183,11 @@ class OfflineReasoner:
         return PrincipleDraft(analysis=analysis, principles=out).model_dump()
 
     def _adapt_stalled(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Keep each layer's best current op and rotate in the next ops of the original ranking."""
+        """The region the target evidence supports, changed until it is one not tried before; without
+        evidence, keep each layer's best current op and rotate in the next ops of the original ranking."""
+        from_evidence = self._adapt_from_evidence(payload, stalled=True)
+        if from_evidence is not None:
+            return from_evidence
         original = [Principle.model_validate(p) for p in payload["original_principles"]]
         current_mask: dict[str, Any] = payload["current_mask"]
         best: dict[str, Any] = payload.get("best_arch") or {}
@@ -207,6 +216,79 @@ class OfflineReasoner:
         return PrincipleDraft(
             analysis="Search stalled: exploring the next-ranked ops of the original principles.", principles=out
         ).model_dump()
+
+
+    def _adapt_from_evidence(self, payload: dict[str, Any], stalled: bool) -> dict[str, Any] | None:
+        """Principles stating the region the target evidence supports (None when it has no hit rates).
+
+        Each layer keeps its ops ranked by calibrated hit rate (see :mod:`lapt.target_evidence`) while they
+        are at least :data:`~lapt.regions.KEEP_RATIO` of the chance rate, plus the ops of the best target
+        architectures so far (:data:`~lapt.regions.PROTECT_TOP`), so that the region keeps the search's own
+        best results; the rest are advised against, so the refiner allows exactly the kept ones. On the
+        stalled branch, a region tried before is changed
+        (:func:`~lapt.regions.untried_region`) until it is new: the search never goes back to a region that
+        stopped paying.
+        """
+        from lapt.regions import PROTECT_TOP, evidence_region, layer_scores, untried_region
+        from lapt.spaces import MaskSpec
+
+        evidence = payload.get("evidence")
+        max_ops = payload.get("max_ops")
+        layers = payload.get("layers")
+        if not evidence or not max_ops or not layers:
+            return None
+        space = _LayerView(layers)
+        best = [row["arch"] for row in payload.get("top_target") or []][:PROTECT_TOP]
+        region = evidence_region(space, evidence, int(max_ops), protect=best)  # type: ignore[arg-type]
+        if region is None:
+            return None
+        note = ""
+        if stalled:
+            tried = [MaskSpec(ops=tuple(tuple(_ops(m.get(la["name"], la["ops"]))) for la in layers))
+                     for m in payload.get("tried_regions") or []]
+            spec = MaskSpec(ops=tuple(tuple(op for op in la["ops"] if op in keep) for la, keep in zip(layers, region,
+                                                                                                        strict=True)))
+            scores = layer_scores(space, evidence)  # type: ignore[arg-type]
+            fresh = untried_region(space, spec, tried, scores, int(max_ops))  # type: ignore[arg-type]
+            if fresh is not None and fresh != spec:
+                note = " (the region the evidence supports was tried before: changed to an untried one)"
+                region = [sorted(ops, key=lambda op: -scores[i].get(op, 0.0)) for i, ops in enumerate(fresh.ops)]
+        base = float(evidence.get("base_rate", 0.05))
+        out: list[Principle] = []
+        for la, keep in zip(layers, region, strict=True):
+            stats = evidence["layers"][la["name"]]
+            rest = [op for op in la["ops"] if op not in keep]
+            text = ", ".join(f"{op} {100 * stats[op]['hit_rate']:.1f}%" for op in [*keep, *rest])
+            prior = ", ".join(
+                f"{op} {100 * stats[op]['predicted_hit_rate']:.1f}%"
+                for op in la["ops"]
+                if stats[op].get("predicted_hit_rate") is not None
+            )
+            lead = float(stats[keep[0]]["hit_rate"]) / base
+            out.append(
+                Principle(
+                    statement=f"On {la['name']}, the target evidence supports {', '.join(keep)}"
+                    + (f" and advises against {', '.join(rest)}" if rest else "")
+                    + f" ({keep[0]} is {lead:.1f}x the chance rate among the predicted best).",
+                    evidence=f"calibrated hit rates on the target after {evidence.get('evaluations', 0)} evaluations: "
+                    f"{text}" + (f"; sources predicted {prior}" if prior else ""),
+                    confidence=round(min(0.95, 0.5 + 0.1 * lead), 3),
+                    layer=la["name"],
+                    favour=list(keep),
+                    avoid=rest,
+                )
+            )
+        weights = ", ".join(
+            f"{src['task']} {src['weight']:.2f}" for src in evidence.get("sources", []) if src.get("weight") is not None
+        )
+        analysis = (
+            f"{'Search stalled' if stalled else 'Search improved'}: ops judged by calibrated hit rates on the target "
+            f"after {evidence.get('evaluations', 0)} evaluations"
+            + (f" (source weights: {weights})" if weights else "")
+            + note
+            + "."
+        )
+        return PrincipleDraft(analysis=analysis, principles=out).model_dump()
 
 
 def _region_key(mask: dict[str, Any]) -> tuple[Any, ...]:
@@ -257,3 +339,21 @@ def _untried(
                 candidate["rationale"] = f"{mask['rationale']}; {name} tries {extra} (the region was already tried)"
                 return candidate
     return mask  # every nearby region was tried: the check refuses it and the previous mask stays
+
+
+def _ops(choice: Any) -> list[str]:
+    """The allowed ops of one mask entry (a list, or ``{"ops": [...], "inputs": [...]}`` on DARTS)."""
+    return list(choice["ops"]) if isinstance(choice, dict) else list(choice)
+
+
+class _LayerView:
+    """The part of a search space the region helpers read, rebuilt from a payload's ``layers``."""
+
+    def __init__(self, layers: list[dict[str, Any]]):
+        from lapt.spaces import LayerSpec, MaskSpec
+
+        self.layers = tuple(LayerSpec(name=la["name"], ops=tuple(la["ops"])) for la in layers)
+        self._full = MaskSpec(ops=tuple(layer.ops for layer in self.layers))
+
+    def full_mask(self) -> Any:
+        return self._full

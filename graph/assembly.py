@@ -77,7 +77,9 @@ def source_data(space: SearchSpace, tasks: Sequence[str]) -> list[SourceData]:
 
 def search_session(settings: RunSettings, space: SearchSpace) -> SearchSession:
     """A new search session for the run's strategy and seed."""
-    params = SearchParams(settings.strategy, settings.seed, settings.population, settings.tournament)
+    params = SearchParams(
+        settings.strategy, settings.seed, settings.population, settings.tournament, escape=settings.escape
+    )
     return SearchSession(space, params)
 
 

@@ -62,6 +62,10 @@ def make_evaluation_node(resolve: ContextResolver) -> Any:
             with get_executor_for_config({**config, "max_concurrency": len(pending) or 1}) as pool:
                 trials = list(pool.map(lambda p: _run(tool, p, state, target, config), pending))
         trials.sort(key=lambda t: t["index"])
+        outside = {p["index"] for p in pending if p.get("outside")}
+        for t in trials:
+            if t["index"] in outside:  # the search stepped outside the refined region for this one
+                t["extras"] = {**(t.get("extras") or {}), "outside_region": True}
         session.tell(trials)
         return {
             "trials": trials,

@@ -20,8 +20,11 @@ from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
 from lapt.masks import from_spec, full_mask, mask_model, to_spec
+from lapt.regions import layer_scores, untried_region
 from lapt.schemas import PrincipleSet
+from lapt.search_session import spec_of
 from lapt.summary import STOPPED_BY_LEARNER
+from lapt.target_evidence import op_weights, target_evidence
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -73,6 +76,22 @@ def _mask_record(state: LaptState, ctx: RunContext, mask: Any, source: str, note
         "source": source,
         "note": note,
     }
+
+
+def _evidence(state: LaptState, ctx: RunContext) -> dict[str, Any]:
+    """The target evidence as of the last adaptation (before any: the sources' prediction alone).
+
+    A function of the trials up to ``adapted_at`` and the source tables, so it is computed once per
+    adaptation and kept in the search session, not in the state: a resumed run computes the same.
+    """
+    session = ctx.search
+    at = int(state.get("adapted_at") or 0)
+    if session.evidence is None or session.evidence[0] != at:
+        parse = ctx.space.parse
+        trials = [(parse(t["arch"]), t.get("fitness")) for t in session.trials[:at]]
+        sources = ctx.sources() if ctx.settings.sources else []
+        session.evidence = (at, target_evidence(ctx.space, sources, trials, ctx.settings.top_k))
+    return session.evidence[1]
 
 
 # -- nodes -----------------------------------------------------------------------------------------
@@ -130,6 +149,21 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         else:
             mask = full_mask(ctx.space, rationale=f"full space: {why}")
             source, note = "full", f"no valid mask ({why}); searching the full space"
+    if source == "refiner" and state.get("branch") == "stalled" and previous is not None:
+        # A stalled search never goes back to a region it has tried, whatever the refiner answered:
+        # the proposal is changed as little as possible (an LLM refiner is told the tried regions, but
+        # may repeat one; the offline one changes its own answer the same way).
+        tried = [spec_of(ctx.space, m) for m in ctx.search.regions_tried()]
+        spec = to_spec(ctx.space, mask)
+        if spec in tried:
+            scores = layer_scores(ctx.space, _evidence(state, ctx))
+            fresh = untried_region(ctx.space, spec, tried, scores, s.max_ops or 1)
+            if fresh is not None:
+                mask = from_spec(ctx.space, fresh, f"{mask.rationale} (changed: the region was tried before)")
+                source = "untried"
+                note = "the refiner proposed a region tried before; changed to the closest untried one"
+            else:
+                note = "the refiner proposed a region tried before, and every region near it was tried too"
     record = _mask_record(state, ctx, mask, source, note)
     decision = {"agent": "refiner", **(_outcome_fields(outcome) if outcome else {"ok": False}), "source": source}
     decision |= {"note": note, "size": record["size"], "mask_version": record["version"]}
@@ -145,6 +179,8 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     n = min(s.batch_size, s.budget - used)
     if s.adapt and s.adapt_every:
         n = min(n, s.adapt_every - state.get("since_adapt", 0)) or 1
+    if s.escape:
+        session.set_weights(op_weights(_evidence(state, ctx)))
     genotypes = session.ask(n)
     update: dict[str, Any] = {}
     if not genotypes and (not s.adapt or state.get("empty_asks", 0) >= 1 or not state.get("principles")):
@@ -162,10 +198,13 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
             update |= {"mask": record} | _decisions(state, decision)
             genotypes = session.ask(n)
     version = session.mask_version or 0
-    pending = [
-        {"id": f"eval-{used + i}", "index": used + i, "arch": ctx.space.to_str(g), "mask_version": version}
-        for i, g in enumerate(genotypes)
-    ]
+    pending = []
+    for i, g in enumerate(genotypes):
+        arch = ctx.space.to_str(g)
+        p = {"id": f"eval-{used + i}", "index": used + i, "arch": arch, "mask_version": version}
+        if s.escape and session.is_outside(arch):
+            p["outside"] = True
+        pending.append(p)
     update |= {
         "pending": pending,
         "search": session.state(),
@@ -204,6 +243,8 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         )
         for t in ok[: s.top_target]
     ]
+    update["adapted_at"] = state.get("n_trials", 0)
+    evidence = _evidence({**state, **update}, ctx)
     outcome = ctx.agents.adapter(
         AdaptInput(
             branch=branch,
@@ -214,6 +255,8 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
             current_mask=state["mask"]["mask"],
             top_target=top,
             tried_regions=session.regions_tried()[:-1],
+            evidence=evidence,
+            max_ops=s.max_ops,
         )
     )
     if outcome.value is not None:
@@ -223,6 +266,7 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         update["failures"] = _failed(state, "adapter")
         note = "kept the current principles; the next adaptation asks again"
     decision = {"agent": "adapter", **_outcome_fields(outcome), "branch": branch, "best": best, "note": note}
+    decision["evidence"] = {"evaluations": evidence["evaluations"], "sources": evidence["sources"]}
     return update | {"usage": _usage(state, outcome)} | _decisions(state, decision)
 
 

@@ -231,6 +231,11 @@ class RunSettings(BaseModel):
         default=None, ge=1, le=MAX_POPULATION, description="REA tournament (default: the space's)."
     )
     adapt: bool = True
+    escape: bool = Field(
+        True,
+        description="Let the search step outside the refined region with an adaptive probability, and weigh ops "
+        "by the target evidence (lapt.strategies.escape).",
+    )
     adapt_every: int | None = Field(
         default=None, ge=1, le=MAX_BUDGET, description="Evaluations between adaptations (default: the space's)."
     )

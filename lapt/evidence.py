@@ -59,6 +59,11 @@ def layer_statistics(
 _CODES: dict[int, tuple[Sequence[Genotype], np.ndarray]] = {}
 
 
+def op_codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
+    """Op indices (per layer, in the layer's op order) as an (n_archs, n_layers) array; one op per layer."""
+    return _codes(space, archs)
+
+
 def _codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
     """Op indices as an (n_archs, n_layers) array, memoised per archs object (the full enumeration is reused)."""
     hit = _CODES.get(id(archs))

@@ -21,6 +21,7 @@ from typing import Any
 
 from lapt.spaces import Genotype, MaskSpec, SearchSpace
 from lapt.strategies import Strategy, make_strategy
+from lapt.strategies.escape import RegionEscape
 
 TOP_KEPT = 64
 """Best trials kept in order (the adapter reads the top 5 on NB201, 15 on TNB101)."""
@@ -32,12 +33,14 @@ class SessionOutOfSync(RuntimeError):
 
 @dataclass(frozen=True)
 class SearchParams:
-    """The settings that fix a search: strategy name, seed, REA population and tournament."""
+    """The settings that fix a search: strategy name, seed, REA population and tournament, and whether
+    the search may step outside the refined region (:class:`~lapt.strategies.escape.RegionEscape`)."""
 
     strategy: str
     seed: int
     population: int | None = None
     tournament: int | None = None
+    escape: bool = False
 
 
 @dataclass
@@ -53,19 +56,45 @@ class SearchSession:
 
     space: SearchSpace
     params: SearchParams
-    strategy: Strategy = field(init=False)
+    strategy: Strategy | RegionEscape = field(init=False)
     trials: list[dict[str, Any]] = field(default_factory=list)
     masks: list[dict[str, Any]] = field(default_factory=list)
     _spec: tuple[int, MaskSpec] | None = field(default=None, init=False, repr=False)
     _regions: dict[MaskSpec, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _top: list[tuple[float, int]] = field(default_factory=list, init=False, repr=False)
+    evidence: tuple[int, dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    """The target evidence and the number of trials it was computed from (a cache; see the graph)."""
 
     def __post_init__(self) -> None:
         self.strategy = self._new_strategy()
 
-    def _new_strategy(self) -> Strategy:
+    def _new_strategy(self) -> Strategy | RegionEscape:
         p = self.params
-        return make_strategy(p.strategy, self.space, p.seed, population=p.population, tournament=p.tournament)
+        base = make_strategy(p.strategy, self.space, p.seed, population=p.population, tournament=p.tournament)
+        return RegionEscape(base) if p.escape else base
+
+    def _reload(self, state: Mapping[str, Any]) -> None:
+        """A fresh strategy in ``state``'s search state, told what the run's record says it has seen."""
+        weights = getattr(self.strategy, "weights", None)
+        self.strategy = self._new_strategy()
+        if state.get("search") is not None:
+            self.strategy.load_state_dict(dict(state["search"]))
+        parse = self.space.parse
+        genotypes = [parse(t["arch"]) for t in self.trials]
+        self.strategy.mark_seen(genotypes)
+        self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+        if isinstance(self.strategy, RegionEscape):
+            self.strategy.weights = weights
+            self.strategy.replay([(g, t.get("fitness")) for g, t in zip(genotypes, self.trials, strict=True)])
+
+    def set_weights(self, weights: Mapping[str, Mapping[str, float]] | None) -> None:
+        """Per-op sampling weights for the next asks (no effect unless the search may step outside)."""
+        if isinstance(self.strategy, RegionEscape):
+            self.strategy.weights = weights
+
+    def is_outside(self, arch: str) -> bool:
+        """Whether an architecture lies outside the mask in force."""
+        return not self.space.contains(self.space.parse(arch), self.spec())
 
     # -- what the graph state holds ----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -173,11 +202,7 @@ class SearchSession:
         if search is not None:
             # The state's strategy is authoritative; the architectures it has seen are the recorded ones
             # and those still waiting for evaluation.
-            self.strategy = self._new_strategy()
-            self.strategy.load_state_dict(dict(search))
-            parse = self.space.parse
-            self.strategy.mark_seen([parse(t["arch"]) for t in self.trials])
-            self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+            self._reload(state)
 
     def restore(
         self,
@@ -195,12 +220,7 @@ class SearchSession:
         self._regions = {}
         for m in self.masks:
             self._remember(m)
-        self.strategy = self._new_strategy()
-        if state.get("search") is not None:
-            self.strategy.load_state_dict(dict(state["search"]))
-        parse = self.space.parse
-        self.strategy.mark_seen([parse(t["arch"]) for t in self.trials])
-        self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+        self._reload(state)
 
 
 def spec_of(space: SearchSpace, mask: Mapping[str, Any]) -> MaskSpec:

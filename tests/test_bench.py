@@ -171,6 +171,8 @@ def test_tiny_tnb101_leave_one_out_reports_validation(tmp_path: Path):
     assert all(r["metric"] == "val" for r in rows) and all(float(r["paper_metric"]) < 0 for r in rows)
     summary = (out / "summary.md").read_text()
     assert "publishes no test column" in summary and "Final validation metric at 10 evaluations" in summary
+    # LAPT alone has nothing to be compared with: no "who won" section.
+    assert "## Who won" not in summary
     assert {r["region_size"] for r in rows if r["method"] == "rea-oracle"} == {"729"}
 
 
@@ -183,6 +185,7 @@ def test_tiny_tnb101_leave_one_out_reports_validation(tmp_path: Path):
         (("bench", "--pair", "cifar10:cifar10"), "also a source"),
         (("bench", "--budget", "0"), "--budget must be >= 1"),
         (("bench", "--workers", "0"), "--workers must be >= 1"),
+        (("bench", "--first-seed", "-1"), "--first-seed must be >= 0"),
         (("bench", "--methods", "rea,bogus"), "unknown method(s) bogus"),
         (("bench", "--pair", "cifar10:cifar100", "--leave-one-out"), "cannot be combined"),
         (("report", "/nonexistent/bench"), "is not a directory"),
@@ -273,3 +276,18 @@ def test_llm_bench_counts_failed_decisions_and_degraded_runs(tmp_path: Path, cap
     summary = (tmp_path / "b" / "summary.md").read_text()
     assert "degraded runs" in summary and "2/2" in summary
     capsys.readouterr()
+def test_second_seed_set_and_who_won_section(tmp_path: Path):
+    out = tmp_path / "s"
+    _bench(
+        out, "--space", "tnb101", "--pair", "jigsaw:room_layout", "--seeds", "3", "--first-seed", "30",
+        "--budget", "20", "--methods", "lapt,lapt-transfer,rea", "--workers", "1",
+    )  # fmt: skip
+    rows = _rows(out / "results.csv")
+    assert sorted({int(r["seed"]) for r in rows}) == [30, 31, 32]
+    summary = (out / "summary.md").read_text()
+    assert "3 seeds (30-32)" in summary
+    assert "## Who won" in summary and "### After 10 evaluations" in summary and "### After 20 evaluations" in summary
+    assert "| jigsaw->room_layout |" in summary and "LAPT against REA, better (t > 2) on" in summary
+    lapt_rows = [r for r in rows if r["method"] in ("lapt", "lapt-transfer")]
+    assert all(0.0 <= float(r["outside_share"]) <= 1.0 for r in lapt_rows)
+    assert all(r["outside_share"] == "" for r in rows if r["method"] == "rea")

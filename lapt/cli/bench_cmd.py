@@ -43,7 +43,14 @@ def register(sub: Any) -> None:
     p.add_argument("--pair", action="append", metavar="SRC:TGT", help="run exactly these pairs (SRC may be a+b)")
     p.add_argument("--leave-one-out", action="store_true", help="each target learns principles from all other tasks")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
-    p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds 0..N-1 for every method (default 10)")
+    p.add_argument("--seeds", type=int, default=10, metavar="N", help="N seeds for every method (default 10)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="the seeds are K..K+N-1 (default 0); another K gives an independent repeat of the same bench",
+    )
     p.add_argument("--budget", type=int, metavar="N", help="evaluations per run (default 100 on nb201, 50 elsewhere)")
     p.add_argument(
         "--max-ops", type=int, metavar="K", help="max ops per layer of refined and oracle regions (default: space's)"
@@ -102,6 +109,8 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         raise UserError(f"--budget must be >= 1, got {budget}")
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"--seeds must be in [1, {MAX_SEEDS:,}], got {args.seeds}")
+    if args.first_seed < 0:
+        raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.max_ops is not None and args.max_ops < 1:
@@ -131,7 +140,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         table=table.name,
         pairs=pairs,
         methods=methods,
-        seeds=list(range(args.seeds)),
+        seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
         budget=budget,
         max_ops=max_ops,
         top_k=args.top_k,

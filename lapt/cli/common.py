@@ -49,6 +49,11 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--tournament", type=int, help="REA tournament size (default: the space's, 2 / 5)")
         p.add_argument("--adapt-every", type=int, metavar="N", help="evaluations between adaptations (the space's)")
         p.add_argument("--no-adapt", action="store_true", help="transfer only: never adapt the principles")
+        p.add_argument(
+            "--no-escape",
+            action="store_true",
+            help="search only inside the refined region, uniformly (no steps outside it, no evidence weights)",
+        )
         p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
         p.add_argument(
             "--evaluator",
@@ -158,6 +163,7 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
         "population": args.population,
         "tournament": args.tournament,
         "adapt": not args.no_adapt,
+        "escape": not args.no_escape,
         "adapt_every": args.adapt_every,
         "max_ops": args.max_ops,
         "top_k": args.top_k,

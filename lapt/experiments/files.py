@@ -56,6 +56,8 @@ COLUMNS = (
     "failed_decisions",
     "degraded",
 )
+# Columns a reader accepts as missing (benches written before they existed; the row's default applies).
+OPTIONAL_COLUMNS = ("outside_share",)
 FINAL_PREFIX = "final_at_"
 
 
@@ -93,6 +95,9 @@ class ResultRow(BaseModel):
     output_tokens: int = Field(ge=0)
     failed_decisions: int = Field(default=0, ge=0, description="Agent decisions without a valid answer.")
     degraded: bool = Field(default=False, description="An agent failed the run (its summary's 'degraded').")
+    outside_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="LAPT runs: share of evaluations outside the refined region."
+    )
     finals: dict[int, float | None]
 
 
@@ -161,7 +166,7 @@ def _cell(value: Any) -> str:
 
 def write_results(path: Path, rows: list[dict[str, Any]], budgets: list[int]) -> None:
     """Write ``results.csv`` (rows as produced by :func:`lapt.experiments.methods.run_job`)."""
-    header = [*COLUMNS, *(f"{FINAL_PREFIX}{b}" for b in budgets)]
+    header = [*COLUMNS, *OPTIONAL_COLUMNS, *(f"{FINAL_PREFIX}{b}" for b in budgets)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -188,12 +193,13 @@ def _parse_results(path: Path, text: str) -> list[ResultRow]:
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
     finals = [c for c in header if c.startswith(FINAL_PREFIX)]
-    unknown = [c for c in header if c not in COLUMNS and c not in finals]
+    optional = [c for c in OPTIONAL_COLUMNS if c in header]
+    unknown = [c for c in header if c not in COLUMNS and c not in finals and c not in OPTIONAL_COLUMNS]
     if unknown:
         raise UserError(f"{path}: unknown column(s) {', '.join(unknown)}")
     rows = []
     for line, raw in enumerate(reader, start=2):
-        data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in COLUMNS}
+        data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in [*COLUMNS, *optional]}
         data["sources"] = raw["sources"]  # empty for a baselines-only bench on a single-task space
         try:
             data["finals"] = {int(c[len(FINAL_PREFIX) :]): raw[c] or None for c in finals}

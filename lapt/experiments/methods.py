@@ -129,6 +129,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     usage = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
     failed_decisions, degraded = 0, False
     mask_counts = None
+    outside_share: float | None = None  # LAPT runs: share of evaluations outside the refined region
     if job.method in ("lapt", "lapt-transfer"):
         from lapt.api import execute
 
@@ -142,6 +143,9 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         adaptations = int(result.summary.get("adaptations", 0))
         failed_decisions = sum(d.get("ok") is False for d in result.decisions)
         degraded = bool(result.degraded)
+        flags = [t.extras.get("outside_region") for t in trials]
+        if trials and all(isinstance(f, bool) for f in flags):
+            outside_share = sum(bool(f) for f in flags) / len(trials)
     else:
         strategy_name = "random" if job.method == "random" else "rea"
         defaults = space.search_defaults()
@@ -180,6 +184,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         "reached_optimum": evals_to_reach(trials, optimum) is not None,
         "region_size": region_size,
         "adaptations": adaptations,
+        "outside_share": outside_share,
         **usage,
         "failed_decisions": failed_decisions,
         "degraded": degraded,

@@ -14,6 +14,7 @@ from pathlib import Path
 from lapt.errors import UserError, environment_failure
 from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
 from lapt.experiments.plan import LABELS, space_label
+from lapt.experiments.who_won import who_won_markdown
 from lapt.metrics import mean_std
 from lapt.output_dirs import check_writable_dir
 from lapt.run_dir import atomic_write
@@ -115,6 +116,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         "random search never see the source task, so pairs with the same target show the same baseline numbers. "
         f"Because selection is by validation, the reported {metric} can drop when the incumbent improves.",
         "",
+        *who_won_markdown(rows, pairs, methods, digits, metric),
         "## The paper's metric",
         "",
         "Evaluations until the incumbent's validation metric reaches the global optimum, else the top-0.1 % "

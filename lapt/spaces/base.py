@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import random
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Genotype = tuple[Any, ...]
@@ -38,10 +38,17 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """A validated mask in a form cheap to use: allowed ops (and inputs) per layer, in layer order."""
+    """A validated mask in a form cheap to use: allowed ops (and inputs) per layer, in layer order.
+
+    ``weights`` (optional, aligned with ``ops``) make cell spaces draw the allowed ops of a layer in
+    proportion to them when sampling and mutating, instead of uniformly: the region stays the same, only
+    the preference inside it changes. They are not part of the region's identity (equality and hashing
+    ignore them); spaces whose layers also choose inputs (DARTS) draw uniformly.
+    """
 
     ops: tuple[tuple[str, ...], ...]
     inputs: tuple[tuple[int, ...], ...] = ()
+    weights: tuple[tuple[float, ...], ...] | None = field(default=None, compare=False)
 
     def as_dict(self, layer_names: Sequence[str]) -> dict[str, Any]:
         """JSON-ready form keyed by layer name (the same shape the Pydantic mask uses)."""

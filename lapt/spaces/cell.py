@@ -128,8 +128,10 @@ class CellSpace(SearchSpace):
 
     def sample(self, mask: MaskSpec, rng: random.Random) -> Genotype:
         if self.validity is None:
+            if mask.weights is not None:
+                return tuple(_draw(allowed, w, rng) for allowed, w in zip(mask.ops, mask.weights, strict=True))
             return tuple(allowed[rng.randrange(len(allowed))] for allowed in mask.ops)
-        g = self.validity.sample(mask, rng)
+        g = self.validity.sample(mask, rng)  # constrained spaces draw uniformly among valid architectures
         if g is None:
             raise ValueError(f"{self.name}: the region holds no valid architecture")
         return g
@@ -137,16 +139,23 @@ class CellSpace(SearchSpace):
     def mutate(self, genotype: Genotype, mask: MaskSpec, rng: random.Random) -> Genotype:
         if self.validity is not None:
             return self._mutate_valid(genotype, mask, rng, self.validity)
+        weights = mask.weights
         child = [
-            op if op in allowed else allowed[rng.randrange(len(allowed))]
-            for op, allowed in zip(genotype, mask.ops, strict=True)
+            op
+            if op in allowed
+            else (_draw(allowed, weights[i], rng) if weights else allowed[rng.randrange(len(allowed))])
+            for i, (op, allowed) in enumerate(zip(genotype, mask.ops, strict=True))
         ]
         movable = [i for i, allowed in enumerate(mask.ops) if len(allowed) > 1]
         if not movable:
             return tuple(child)
         i = movable[rng.randrange(len(movable))]
-        others = [op for op in mask.ops[i] if op != child[i]]
-        child[i] = others[rng.randrange(len(others))]
+        if weights is not None:
+            pairs = [(op, w) for op, w in zip(mask.ops[i], weights[i], strict=True) if op != child[i]]
+            child[i] = _draw([op for op, _ in pairs], [w for _, w in pairs], rng)
+        else:
+            others = [op for op in mask.ops[i] if op != child[i]]
+            child[i] = others[rng.randrange(len(others))]
         return tuple(child)
 
     def _mutate_valid(self, genotype: Genotype, mask: MaskSpec, rng: random.Random, validity: Validity) -> Genotype:
@@ -184,3 +193,16 @@ class CellSpace(SearchSpace):
         if self.validity is not None:
             return self.validity.enumerate(mask)
         return (tuple(g) for g in itertools.product(*mask.ops))
+
+
+def _draw(ops: Sequence[str], weights: Sequence[float], rng: random.Random) -> str:
+    """One op, drawn in proportion to ``weights`` (uniformly if they are all zero)."""
+    total = sum(weights)
+    if total <= 0:
+        return ops[rng.randrange(len(ops))]
+    x = rng.random() * total
+    for op, w in zip(ops, weights, strict=True):
+        x -= w
+        if x < 0:
+            return op
+    return ops[-1]

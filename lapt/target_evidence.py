@@ -1,0 +1,277 @@
+"""Target evidence: how each op does on the target so far, against what the source task(s) predicted.
+
+Principles are learned on source tasks; the target may disagree. This module turns the evaluations made
+on the target so far into numbers an adapter (the offline miner or an LLM) can reason with, and that the
+search uses to weigh ops inside and outside the refined region.
+
+The model, in three steps:
+
+1. **Source prediction.** Each source task's validation column is standardised (z-scores over every
+   architecture). With several sources, each is weighted by how well it *ranks the target architectures
+   evaluated so far*: its Spearman correlation with the target fitness on those architectures, clipped
+   at 0 (a source that ranks them backwards gets no say). Before :data:`MIN_RANKED` evaluations the
+   weights are equal. The weighted mean is the prediction ``p`` for every architecture.
+2. **Calibration on the target.** The target fitness (standardised over the evaluated architectures) is
+   fitted as ``alpha + beta * p + sum over layers of delta[layer, op]``: ``beta`` says how far the source
+   prediction carries over (refitted without the source when it comes out <= 0), ``delta`` is what each op
+   does on the target *beyond* the prediction, with a ridge penalty (:data:`RIDGE`) that keeps it at 0
+   until the target shows otherwise. Ops outside the region get a ``delta`` only from architectures that
+   stepped outside it (see :mod:`lapt.strategies.escape`).
+3. **Calibrated hit rates.** ``beta * p + delta`` scores every architecture of the space; as for the
+   source principles (:func:`lapt.evidence.layer_statistics`), an op's *hit rate* is the share of the
+   architectures using it that land in the best :data:`~lapt.evidence.HIT_QUANTILE` (5 %) by that score.
+
+Format (JSON, what :func:`target_evidence` returns; the adapter receives it as ``evidence``)::
+
+    {
+      "evaluations": 20,                 # successful target evaluations used
+      "base_rate": 0.05,                 # a hit rate equal to this is "no better than chance"
+      "source_slope": 0.83,              # beta (null without sources or before 2 evaluations)
+      "sources": [                       # one per source task, in the run's order
+        {"task": "jigsaw", "rank_corr": 0.41, "weight": 1.0}      # rank_corr null before MIN_RANKED
+      ],
+      "layers": {
+        "edge_0_1": {
+          "nor_conv_3x3": {
+            "predicted_hit_rate": 0.101, # from the (weighted) sources alone; null without sources
+            "hit_rate": 0.118,           # calibrated on the target (step 3); null when nothing to go on
+            "n": 7,                      # evaluated target architectures using this op here
+            "target_mean": 0.45,         # their mean standardised target fitness (null when n = 0)
+            "predicted_mean": 0.30,      # the calibrated source prediction for the same architectures
+            "delta": 0.12                # delta[layer, op]: beyond-prediction effect on the target
+          }, ...
+        }, ...
+      }
+    }
+
+Spaces too large to enumerate (DARTS) or runs without source tables get the descriptive fields only
+(``hit_rate`` from the target fit alone when the space can be enumerated, else null); consumers treat a
+null hit rate as "no evidence" and fall back to the principles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from lapt.evidence import HIT_QUANTILE, layer_statistics, op_codes
+from lapt.spaces import Genotype, SearchSpace
+
+MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
+RIDGE = 5.0  # penalty on the per-op deviations: about 5 evaluations of evidence to move one by half
+ENUMERATE_LIMIT = 200_000  # calibrated hit rates need every architecture of the space
+WEIGHT_FLOOR = 0.005  # a sampling weight never reaches 0: an op judged bad stays reachable
+WEIGHT_POWER = 2.0  # sampling weights are hit rates squared: the strong ops dominate, the weak stay reachable
+
+
+class SourceColumn(Protocol):
+    """One source task's table column over the enumerated space (``lapt.agents.learner.SourceData``)."""
+
+    task: str
+    archs: Sequence[Genotype]
+    values: np.ndarray
+
+
+def target_evidence(
+    space: SearchSpace,
+    sources: Sequence[SourceColumn],
+    trials: Sequence[tuple[Genotype, float | None]],
+    top_k: int = 50,
+) -> dict[str, Any]:
+    """The evidence of the module docstring, from the source columns and the target results so far.
+
+    Args:
+        space: the search space.
+        sources: the source tasks' validation columns over ``space.enumerate()`` (may be empty).
+        trials: target results, ``(genotype, fitness)`` with fitness higher-is-better, None when failed.
+        top_k: "top" for the per-op statistics (as for the learner).
+    """
+    ok = [(g, float(f)) for g, f in trials if f is not None and np.isfinite(f)]
+    archs = _archs(space, sources)
+    n_layers = len(space.layers)
+    y = np.array([f for _, f in ok], dtype=float)
+    yz = (y - y.mean()) / y.std() if len(y) >= 2 and y.std() > 0 else np.zeros(len(y))
+
+    rows = None if archs is None else np.array([_row(space, archs, g) for g, _ in ok], dtype=np.int64)
+    columns = [_standardised(s.values) for s in sources] if archs is not None else []
+    corr: list[float | None] = []
+    for col in columns:
+        corr.append(_spearman(col[rows], y) if rows is not None and len(ok) >= MIN_RANKED else None)
+    weights = _source_weights(corr)
+    p: np.ndarray | None = None
+    if columns:
+        p = np.sum([w * col for w, col in zip(weights, columns, strict=True)], axis=0) / sum(weights)
+
+    # Calibration: yz ~ alpha + beta * p + onehot @ delta (ridge on delta only).
+    index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
+    offsets = np.cumsum([0] + [len(layer.ops) for layer in space.layers])
+    onehot = np.zeros((len(ok), int(offsets[-1])))
+    for r, (g, _) in enumerate(ok):
+        for li in range(n_layers):
+            for op in _ops_of(g[li]):
+                onehot[r, offsets[li] + index[li][op]] += 1.0
+    fitted = len(ok) >= 2 and y.std() > 0
+    alpha, beta, delta = 0.0, 1.0, np.zeros(int(offsets[-1]))
+    if fitted and p is not None and rows is not None:
+        alpha, beta, delta = _fit(yz, onehot, p[rows])
+        if beta <= 0:  # the sources rank these architectures backwards: trust the target alone
+            alpha, _, delta = _fit(yz, onehot, None)
+            beta = 0.0
+    elif fitted:
+        alpha, _, delta = _fit(yz, onehot, None)
+
+    hit: dict[str, dict[str, dict[str, float]]] | None = None
+    prior: dict[str, dict[str, dict[str, float]]] | None = None
+    if archs is not None:
+        codes = op_codes(space, archs)
+        if p is not None:
+            prior = layer_statistics(space, archs, p, top_k)
+        if fitted or p is not None:
+            score = beta * p if p is not None else np.zeros(len(archs))
+            for li in range(n_layers):
+                score = score + delta[offsets[li] + codes[:, li]]
+            hit = layer_statistics(space, archs, score, top_k)
+
+    predicted = alpha + beta * p[rows] if p is not None and rows is not None and fitted else None
+    layers: dict[str, dict[str, dict[str, Any]]] = {}
+    for li, layer in enumerate(space.layers):
+        per_op: dict[str, dict[str, Any]] = {}
+        for k, op in enumerate(layer.ops):
+            sel = onehot[:, offsets[li] + k] > 0
+            n = int(sel.sum())
+            per_op[op] = {
+                "predicted_hit_rate": _r(prior[layer.name][op]["hit_rate"]) if prior is not None else None,
+                "hit_rate": _r(hit[layer.name][op]["hit_rate"]) if hit is not None else None,
+                "n": n,
+                "target_mean": _r(float(yz[sel].mean())) if n else None,
+                "predicted_mean": _r(float(predicted[sel].mean())) if n and predicted is not None else None,
+                "delta": _r(float(delta[offsets[li] + k])),
+            }
+        layers[layer.name] = per_op
+    return {
+        "evaluations": len(ok),
+        "base_rate": HIT_QUANTILE,
+        "source_slope": _r(beta) if fitted and p is not None else None,
+        "sources": [
+            {"task": s.task, "rank_corr": None if c is None else _r(c), "weight": _r(w / sum(weights))}
+            for s, c, w in zip(sources, corr, weights, strict=False)
+        ]
+        if columns
+        else [{"task": s.task, "rank_corr": None, "weight": None} for s in sources],
+        "layers": layers,
+    }
+
+
+def op_weights(evidence: dict[str, Any] | None) -> dict[str, dict[str, float]] | None:
+    """Sampling weights per layer and op from the calibrated hit rates; None without a source prediction.
+
+    The weight is ``max(hit rate, WEIGHT_FLOOR) ** WEIGHT_POWER``: an op twice as often among the best is
+    drawn four times as often, and no op is ever impossible.
+    """
+    if not evidence:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for layer, per_op in evidence.get("layers", {}).items():
+        # Without a source prediction, a handful of target results is too little to tilt the sampling.
+        if any(s.get("hit_rate") is None or s.get("predicted_hit_rate") is None for s in per_op.values()):
+            return None
+        out[layer] = {op: max(float(s["hit_rate"]), WEIGHT_FLOOR) ** WEIGHT_POWER for op, s in per_op.items()}
+    return out or None
+
+
+def ranked_ops(evidence: dict[str, Any], layer: str) -> list[tuple[str, float]] | None:
+    """The ops of ``layer`` by calibrated hit rate, best first (stable on ties); None without hit rates."""
+    per_op = evidence.get("layers", {}).get(layer)
+    if not per_op or any(s.get("hit_rate") is None for s in per_op.values()):
+        return None
+    order = list(per_op)
+    return sorted(((op, float(s["hit_rate"])) for op, s in per_op.items()), key=lambda x: (-x[1], order.index(x[0])))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _ops_of(choice: Any) -> list[str]:
+    """The op names of one genotype entry: one op on a cell edge, two ``(op, input)`` edges on a DARTS node."""
+    if isinstance(choice, str):
+        return [choice]
+    return [str(edge[0]) for edge in choice]
+
+
+def _archs(space: SearchSpace, sources: Sequence[SourceColumn]) -> Sequence[Genotype] | None:
+    if sources:
+        return sources[0].archs
+    try:
+        if space.size() > ENUMERATE_LIMIT or space.has_inputs:
+            return None
+    except ValueError:
+        return None
+    return _enumeration(space)
+
+
+@functools.lru_cache(maxsize=8)
+def _enumeration(space: SearchSpace) -> tuple[Genotype, ...]:
+    return tuple(space.enumerate(limit=ENUMERATE_LIMIT))
+
+
+@functools.lru_cache(maxsize=8)
+def _row_index(archs_id: int, archs: Any) -> dict[Hashable, int]:
+    return {g: i for i, g in enumerate(archs)}
+
+
+def _row(space: SearchSpace, archs: Sequence[Genotype], g: Genotype) -> int:
+    index = getattr(space, "index", None)
+    if index is not None:
+        return int(index(g))
+    return _row_index(id(archs), tuple(archs))[g]
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    mean, std = float(v[finite].mean()), float(v[finite].std())
+    z = (v - mean) / (std if std > 0 else 1.0)
+    z[~finite] = float(z[finite].min()) if finite.any() else 0.0  # unmeasured cells rank last
+    return z
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions), as Spearman's correlation needs."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x), dtype=float)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = _ranks(np.asarray(a, dtype=float)), _ranks(np.asarray(b, dtype=float))
+    sa, sb = ra.std(), rb.std()
+    if sa == 0 or sb == 0:
+        return 0.0
+    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (sa * sb))
+
+
+def _source_weights(corr: Sequence[float | None]) -> list[float]:
+    if not corr:
+        return []
+    if any(c is None for c in corr):
+        return [1.0] * len(corr)
+    w = [max(0.0, float(c)) for c in corr if c is not None]
+    return w if sum(w) > 0 else [1.0] * len(corr)
+
+
+def _fit(yz: np.ndarray, onehot: np.ndarray, p: np.ndarray | None) -> tuple[float, float, np.ndarray]:
+    """Ridge fit of ``yz ~ alpha + beta * p + onehot @ delta``; alpha and beta unpenalised."""
+    free = [np.ones(len(yz))] + ([p] if p is not None else [])
+    x = np.column_stack([*free, onehot])
+    penalty = np.diag([1e-9] * len(free) + [RIDGE] * onehot.shape[1])
+    coef = np.linalg.solve(x.T @ x + penalty, x.T @ yz)
+    beta = float(coef[1]) if p is not None else 0.0
+    return float(coef[0]), beta, coef[len(free) :]
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
