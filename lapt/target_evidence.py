@@ -13,7 +13,11 @@ The model, in three steps:
    weights are equal. The weighted mean is the prediction ``p`` for every architecture.
 2. **Calibration on the target.** The target fitness (standardised over the evaluated architectures) is
    fitted as ``alpha + beta * p + sum over layers of delta[layer, op]``: ``beta`` says how far the source
-   prediction carries over (refitted without the source when it comes out <= 0), ``delta`` is what each op
+   prediction carries over. It starts from a prior (:data:`PRIOR_CORR`, worth :data:`PRIOR_EVALS`
+   evaluations): the first target architectures are drawn inside a region of the source's best, where a
+   handful of them rank the source's prediction almost at random, and a source must not be dropped on that
+   alone. When the data pull it to <= 0 anyway, the source ranks the target backwards and the fit is
+   redone without it. ``delta`` is what each op
    does on the target *beyond* the prediction, with a ridge penalty (:data:`RIDGE`) that keeps it at 0
    until the target shows otherwise. Ops outside the region get a ``delta`` only from architectures that
    stepped outside it (see :mod:`lapt.strategies.escape`).
@@ -62,6 +66,8 @@ from lapt.spaces import Genotype, SearchSpace
 
 MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
 RIDGE = 5.0  # penalty on the per-op deviations: about 5 evaluations of evidence to move one by half
+PRIOR_CORR = 0.5  # the prior slope, as a correlation: a source predicts the target moderately well
+PRIOR_EVALS = 10.0  # the prior slope weighs as much as this many evaluations
 ENUMERATE_LIMIT = 200_000  # calibrated hit rates need every architecture of the space
 WEIGHT_FLOOR = 0.005  # a sampling weight never reaches 0: an op judged bad stays reachable
 WEIGHT_POWER = 2.0  # sampling weights are hit rates squared: the strong ops dominate, the weak stay reachable
@@ -264,11 +270,20 @@ def _source_weights(corr: Sequence[float | None]) -> list[float]:
 
 
 def _fit(yz: np.ndarray, onehot: np.ndarray, p: np.ndarray | None) -> tuple[float, float, np.ndarray]:
-    """Ridge fit of ``yz ~ alpha + beta * p + onehot @ delta``; alpha and beta unpenalised."""
+    """Ridge fit of ``yz ~ alpha + beta * p + onehot @ delta``: alpha free, delta shrunk to 0, beta shrunk to
+    the prior slope (``PRIOR_CORR`` standard deviations of ``yz`` per standard deviation of ``p`` over the
+    evaluated architectures, weighing as much as ``PRIOR_EVALS`` of them)."""
     free = [np.ones(len(yz))] + ([p] if p is not None else [])
     x = np.column_stack([*free, onehot])
-    penalty = np.diag([1e-9] * len(free) + [RIDGE] * onehot.shape[1])
-    coef = np.linalg.solve(x.T @ x + penalty, x.T @ yz)
+    diag = [1e-9] + [RIDGE] * onehot.shape[1]
+    prior = np.zeros(x.shape[1])
+    if p is not None:
+        spread = float(p.std())
+        weight = PRIOR_EVALS * spread * spread
+        diag.insert(1, weight if spread > 0 else 1e-9)
+        prior[1] = PRIOR_CORR / spread if spread > 0 else 0.0
+    penalty = np.diag(diag)
+    coef = np.linalg.solve(x.T @ x + penalty, x.T @ yz + penalty @ prior)
     beta = float(coef[1]) if p is not None else 0.0
     return float(coef[0]), beta, coef[len(free) :]
 

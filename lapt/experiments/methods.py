@@ -143,9 +143,8 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         adaptations = int(result.summary.get("adaptations", 0))
         failed_decisions = sum(d.get("ok") is False for d in result.decisions)
         degraded = bool(result.degraded)
-        flags = [t.extras.get("outside_region") for t in trials]
-        if trials and all(isinstance(f, bool) for f in flags):
-            outside_share = sum(bool(f) for f in flags) / len(trials)
+        if trials and result.settings.escape:  # only trials drawn outside the region carry the flag
+            outside_share = sum(t.extras.get("outside_region") is True for t in trials) / len(trials)
     else:
         strategy_name = "random" if job.method == "random" else "rea"
         defaults = space.search_defaults()
