@@ -44,8 +44,8 @@ class AdaptInput:
         top_target: the best target architectures, best first (tuples or :class:`TargetRow`).
         tried_regions: masks (JSON) tried before the current one, oldest first.
         evidence: the target evidence of :mod:`lapt.target_evidence` (per layer and op, how the target did
-            against the sources' prediction). The offline miner adapts from it; an LLM sees the calibrated
-            hit rates in its prompt.
+            against the sources' prediction). The offline miner adapts from it; an LLM reads its calibrated
+            hit rates in the prompt (:func:`lapt.agents.compact.target_evidence`).
         max_ops: the most ops a refined layer may keep (the region the evidence supports is no larger).
     """
 
@@ -124,6 +124,7 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
                 current_region=compact.region(space, inp.current_mask),
                 op_legend=compact.legend(space),
                 top_target=compact.architecture_rows(space, rows, mark_new=True),
+                target_evidence=compact.target_evidence(space, inp.evidence),
                 answer_format=compact.principles_example(space),
             )
         else:
@@ -137,6 +138,7 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
                 tried_regions=compact.regions(space, tried),
                 best_so_far=best,
                 original_principles=compact.principles(inp.original.principles),
+                target_evidence=compact.target_evidence(space, inp.evidence),
                 answer_format=compact.principles_example(space),
             )
         payload = {

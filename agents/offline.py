@@ -86,9 +86,8 @@ class OfflineReasoner:
             lift = rate[best] / HIT_QUANTILE
             principles.append(
                 Principle(
-                    statement=f"On {name}, prefer {', then '.join(favour[:3])}"
-                    + (f"; avoid {', '.join(avoid)}" if avoid else "")
-                    + f" ({best} is {lift:.1f}x enriched among the best).",
+                    # The ranking and the ops to avoid are the principle's lists; the statement says why.
+                    statement=f"On {name}, {best} is {lift:.1f}x enriched among the best architectures.",
                     evidence=f"{evidence} {base}",
                     confidence=round(min(0.95, 0.5 + 0.5 * (share[best] - share[ranked[1]])), 3),
                     layer=name,
@@ -267,9 +266,9 @@ class OfflineReasoner:
             lead = float(stats[keep[0]]["hit_rate"]) / base
             out.append(
                 Principle(
-                    statement=f"On {la['name']}, the target evidence supports {', '.join(keep)}"
-                    + (f" and advises against {', '.join(rest)}" if rest else "")
-                    + f" ({keep[0]} is {lead:.1f}x the chance rate among the predicted best).",
+                    # The favoured and avoided ops are the principle's lists; the statement says why.
+                    statement=f"On {la['name']}, the target results put {keep[0]} among the best {lead:.1f}x as "
+                    "often as chance.",
                     evidence=f"calibrated hit rates on the target after {evidence.get('evaluations', 0)} evaluations: "
                     f"{text}" + (f"; sources predicted {prior}" if prior else ""),
                     confidence=round(min(0.95, 0.5 + 0.1 * lead), 3),

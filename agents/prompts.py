@@ -55,6 +55,7 @@ VARIABLES: dict[str, frozenset[str]] = {
             "current_region",
             "op_legend",
             "top_target",
+            "target_evidence",
             "answer_format",
         }
     ),
@@ -67,6 +68,7 @@ VARIABLES: dict[str, frozenset[str]] = {
             "tried_regions",
             "best_so_far",
             "original_principles",
+            "target_evidence",
             "answer_format",
         }
     ),

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from lapt.errors import EnvironmentFailure, UserError
 from lapt.schemas import PrincipleSet
+from lapt.sqlite_locks import retry_locked as _retry_locked
 
 ENV_VAR = "LAPT_PRINCIPLE_STORE"
 SCHEMA_VERSION = 1
@@ -366,22 +366,3 @@ class PrincipleStore:
             return StoredPrinciples(id=rid, **body)
         except (json.JSONDecodeError, TypeError, ValidationError) as e:
             raise UserError(f"principle store {self.path}: record {rid} is unreadable: {e}") from e
-
-
-def _retry_locked(fn: Callable[[], _T], timeout_s: float = BUSY_TIMEOUT_S) -> _T:
-    """Call ``fn``, retrying while SQLite reports a lock its busy handler did not wait out.
-
-    The busy timeout covers ordinary lock waits; a few operations (switching to WAL while another
-    process opens the file, a lock upgrade inside a read) fail at once with "database is locked".
-    """
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        try:
-            return fn()
-        except sqlite3.OperationalError as e:
-            locked = "locked" in str(e) or "busy" in str(e)
-            if not locked or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)

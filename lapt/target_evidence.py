@@ -101,15 +101,19 @@ def target_evidence(
     y = np.array([f for _, f in ok], dtype=float)
     yz = (y - y.mean()) / y.std() if len(y) >= 2 and y.std() > 0 else np.zeros(len(y))
 
+    # Each evaluated architecture's row in the source columns; one the sources never measured (a user
+    # table need not hold every cell) reads the extra last entry, an average prediction (z = 0).
     rows = None if archs is None else np.array([_row(space, archs, g) for g, _ in ok], dtype=np.int64)
-    columns = [_standardised(s.values) for s in sources] if archs is not None else []
+    columns = [np.append(_standardised(s.values), 0.0) for s in sources] if archs is not None else []
     corr: list[float | None] = []
     for col in columns:
         corr.append(_spearman(col[rows], y) if rows is not None and len(ok) >= MIN_RANKED else None)
     weights = _source_weights(corr)
     p: np.ndarray | None = None
+    p_all: np.ndarray | None = None  # over the source architectures, then the extra entry
     if columns:
-        p = np.sum([w * col for w, col in zip(weights, columns, strict=True)], axis=0) / sum(weights)
+        p_all = np.sum([w * col for w, col in zip(weights, columns, strict=True)], axis=0) / sum(weights)
+        p = p_all[:-1]
 
     # Calibration: yz ~ alpha + beta * p + onehot @ delta (ridge on delta only).
     index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
@@ -121,8 +125,8 @@ def target_evidence(
                 onehot[r, offsets[li] + index[li][op]] += 1.0
     fitted = len(ok) >= 2 and y.std() > 0
     alpha, beta, delta = 0.0, 1.0, np.zeros(int(offsets[-1]))
-    if fitted and p is not None and rows is not None:
-        alpha, beta, delta = _fit(yz, onehot, p[rows])
+    if fitted and p_all is not None and rows is not None:
+        alpha, beta, delta = _fit(yz, onehot, p_all[rows])
         if beta <= 0:  # the sources rank these architectures backwards: trust the target alone
             alpha, _, delta = _fit(yz, onehot, None)
             beta = 0.0
@@ -141,7 +145,7 @@ def target_evidence(
                 score = score + delta[offsets[li] + codes[:, li]]
             hit = layer_statistics(space, archs, score, top_k)
 
-    predicted = alpha + beta * p[rows] if p is not None and rows is not None and fitted else None
+    predicted = alpha + beta * p_all[rows] if p_all is not None and rows is not None and fitted else None
     layers: dict[str, dict[str, dict[str, Any]]] = {}
     for li, layer in enumerate(space.layers):
         per_op: dict[str, dict[str, Any]] = {}
@@ -221,16 +225,22 @@ def _enumeration(space: SearchSpace) -> tuple[Genotype, ...]:
     return tuple(space.enumerate(limit=ENUMERATE_LIMIT))
 
 
-@functools.lru_cache(maxsize=8)
-def _row_index(archs_id: int, archs: Any) -> dict[Hashable, int]:
-    return {g: i for i, g in enumerate(archs)}
+_ROW_INDEX: dict[int, tuple[Sequence[Genotype], dict[Hashable, int]]] = {}
 
 
 def _row(space: SearchSpace, archs: Sequence[Genotype], g: Genotype) -> int:
-    index = getattr(space, "index", None)
-    if index is not None:
-        return int(index(g))
-    return _row_index(id(archs), tuple(archs))[g]
+    """``g``'s position in ``archs``; ``len(archs)`` when it is not there.
+
+    The source tables hand out one architecture tuple per table, so its index is built once and kept by
+    object (with the object, so an id is never reused for another sequence).
+    """
+    hit = _ROW_INDEX.get(id(archs))
+    if hit is None or hit[0] is not archs:
+        if len(_ROW_INDEX) >= 8:
+            _ROW_INDEX.clear()
+        hit = (archs, {a: i for i, a in enumerate(archs)})
+        _ROW_INDEX[id(archs)] = hit
+    return hit[1].get(g, len(archs))
 
 
 def _standardised(values: np.ndarray) -> np.ndarray:

@@ -181,3 +181,32 @@ def test_evidence_region_keeps_the_ops_of_the_best_architectures_found():
     # With room for one op only, the best architecture wins the layer.
     single = evidence_region(SPACE, ev, max_ops=1, protect=[best, second])
     assert single is not None and all(ops == ["none"] for ops in single)
+
+
+def test_architectures_the_sources_never_measured_read_an_average_prediction():
+    """A user table need not hold every cell: the evidence still forms, and such cells move nothing."""
+    values = _source(0)
+    held = ARCHS[: len(ARCHS) // 2]
+    column = Column("a", held, values[: len(held)])
+    trials = [(g, float(values[i])) for i, g in enumerate(ARCHS) if i % 97 == 0]  # half never measured
+    ev = target_evidence(SPACE, [column], trials)
+    assert ev["evaluations"] == len(trials)
+    assert all(s["hit_rate"] is not None for per_op in ev["layers"].values() for s in per_op.values())
+
+
+def test_the_prompt_view_lists_ops_best_first_and_skips_the_long_tail():
+    from lapt.agents import compact
+
+    ev = target_evidence(SPACE, [Column("a", ARCHS, _source(0))], _sample(_source(1), 30))
+    text = compact.target_evidence(SPACE, ev)
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines] == list(SPACE.layer_names)
+    for name, line in zip(SPACE.layer_names, lines, strict=True):
+        shown = [part.split()[0] for part in line.split(": ", 1)[1].split(", ")]
+        rates = [int(part.split()[1].rstrip("%")) for part in line.split(": ", 1)[1].split(", ")]
+        assert rates == sorted(rates, reverse=True)
+        codes = compact.op_codes(SPACE)
+        for op, s in ev["layers"][name].items():
+            hidden = round(100 * s["hit_rate"]) < 2 and s["n"] == 0
+            assert (codes[op] in shown) != hidden
+    assert compact.target_evidence(SPACE, None) == "(no target evidence yet)"

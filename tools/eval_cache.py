@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from lapt.errors import UserError
 from lapt.spaces import Genotype, SearchSpace
+from lapt.sqlite_locks import enable_wal
 from lapt.tools.evaluation import Evaluator, Outcome
 
 _SCHEMA = (
@@ -97,7 +98,7 @@ class EvalCache:
             raise self._corrupt(e) from e
         try:
             self._check()
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")  # survives SIGKILL; see lapt.graph.durable.open_saver
             for statement in _SCHEMA:
                 self._conn.execute(statement)
