@@ -69,6 +69,8 @@ def summarize(
         "usage": dict(state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}),
         "adaptations": int(state.get("round", 0)),
         "adaptations_failed": sum(d.get("ok") is False for d in adaptations),
+        # Evaluations the search made outside the refined region (lapt.strategies.escape).
+        "outside_region": sum(t.extras.get("outside_region") is True for t in trials),
         "agent_failures": dict(state.get("failures") or {}),
         "degraded": degraded_reasons(decisions, state.get("done")),
         "wall_s": round(wall_s, 3),

@@ -62,6 +62,7 @@ def test_trials_say_whether_they_were_outside_the_region():
     flags = [bool(t.extras.get("outside_region")) for t in result.trials]
     assert not any(flags[:10])  # REA's first population is drawn inside the region
     assert 0 < sum(flags) < 25
+    assert result.summary["outside_region"] == sum(flags)
     for trial, flag in zip(result.trials, flags, strict=True):
         active = result.masks[trial.mask_version]  # the mask the trial was drawn in
         assert flag == (not TNB.contains(TNB.parse(trial.arch), _spec(TNB, active)))

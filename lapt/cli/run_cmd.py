@@ -136,9 +136,10 @@ def report(result: Any) -> int:
         print(reach)
     u = s["usage"]
     failed = f" ({s['adaptations_failed']} without new principles)" if s.get("adaptations_failed") else ""
+    outside = f"  outside the region: {s['outside_region']}" if result.settings.escape else ""
     print(
-        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}{failed}  LLM calls: {u['llm_calls']}  "
-        f"tokens: {u['input_tokens'] + u['output_tokens']}"
+        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}{failed}{outside}  "
+        f"LLM calls: {u['llm_calls']}  tokens: {u['input_tokens'] + u['output_tokens']}"
     )
     _degraded(s)
     return 0
