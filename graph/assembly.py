@@ -93,7 +93,11 @@ def build_context(
     initial_principles: PrincipleSet | None = None,
 ) -> RunContext:
     """The frozen run context of one run."""
-    sources: Callable[[], Sequence[SourceData]] = functools.partial(source_data, space, tuple(settings.sources))
+    # Loaded on first use (a run from given principles may never need them), then kept: the target
+    # evidence reads the same columns at every adaptation.
+    sources: Callable[[], Sequence[SourceData]] = functools.cache(
+        functools.partial(source_data, space, tuple(settings.sources))
+    )
     return RunContext(
         settings=settings,
         space=space,

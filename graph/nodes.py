@@ -22,9 +22,8 @@ from lapt.graph.state import LaptState
 from lapt.masks import from_spec, full_mask, mask_model, to_spec
 from lapt.regions import layer_scores, untried_region
 from lapt.schemas import PrincipleSet
-from lapt.search_session import spec_of
 from lapt.summary import STOPPED_BY_LEARNER
-from lapt.target_evidence import op_weights, target_evidence
+from lapt.target_evidence import evidence_of, op_weights, source_archs
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -87,10 +86,9 @@ def _evidence(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     session = ctx.search
     at = int(state.get("adapted_at") or 0)
     if session.evidence is None or session.evidence[0] != at:
-        parse = ctx.space.parse
-        trials = [(parse(t["arch"]), t.get("fitness")) for t in session.trials[:at]]
         sources = ctx.sources() if ctx.settings.sources else []
-        session.evidence = (at, target_evidence(ctx.space, sources, trials, ctx.settings.top_k))
+        record = session.record_until(at, source_archs(ctx.space, sources))
+        session.evidence = (at, evidence_of(record, sources))
     return session.evidence[1]
 
 
@@ -153,7 +151,7 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         # A stalled search never goes back to a region it has tried, whatever the refiner answered:
         # the proposal is changed as little as possible (an LLM refiner is told the tried regions, but
         # may repeat one; the offline one changes its own answer the same way).
-        tried = [spec_of(ctx.space, m) for m in ctx.search.regions_tried()]
+        tried = ctx.search.specs_tried()
         spec = to_spec(ctx.space, mask)
         if spec in tried:
             scores = layer_scores(ctx.space, _evidence(state, ctx))
@@ -180,7 +178,10 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     if s.adapt and s.adapt_every:
         n = min(n, s.adapt_every - state.get("since_adapt", 0)) or 1
     if s.escape:
-        session.set_weights(op_weights(_evidence(state, ctx)))
+        evidence = _evidence(state, ctx)
+        if session.weights_from is not evidence:  # new evidence after an adaptation (or a resume)
+            session.set_weights(op_weights(evidence))
+            session.weights_from = evidence
     genotypes = session.ask(n)
     update: dict[str, Any] = {}
     if not genotypes and (not s.adapt or state.get("empty_asks", 0) >= 1 or not state.get("principles")):
@@ -202,7 +203,7 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     for i, g in enumerate(genotypes):
         arch = ctx.space.to_str(g)
         p = {"id": f"eval-{used + i}", "index": used + i, "arch": arch, "mask_version": version}
-        if s.escape and session.is_outside(arch):
+        if s.escape and session.is_outside(g):
             p["outside"] = True
         pending.append(p)
     update |= {

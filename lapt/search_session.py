@@ -15,13 +15,14 @@ trial and mask files with :meth:`SearchSession.restore`.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lapt.spaces import Genotype, MaskSpec, SearchSpace
 from lapt.strategies import Strategy, make_strategy
 from lapt.strategies.escape import RegionEscape
+from lapt.target_evidence import TargetRecord
 
 TOP_KEPT = 64
 """Best trials kept in order (the adapter reads the top 5 on NB201, 15 on TNB101)."""
@@ -62,8 +63,14 @@ class SearchSession:
     _spec: tuple[int, MaskSpec] | None = field(default=None, init=False, repr=False)
     _regions: dict[MaskSpec, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _top: list[tuple[float, int]] = field(default_factory=list, init=False, repr=False)
+    genotypes: list[Genotype] = field(default_factory=list, init=False, repr=False)
+    """The trials' architectures, parsed once."""
     evidence: tuple[int, dict[str, Any]] | None = field(default=None, init=False, repr=False)
     """The target evidence and the number of trials it was computed from (a cache; see the graph)."""
+    weights_from: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    """The evidence the strategy's sampling weights were set from (set by the graph)."""
+    record: TargetRecord | None = field(default=None, init=False, repr=False)
+    """The trials so far in the arrays the evidence reads (grown as adaptations need it)."""
 
     def __post_init__(self) -> None:
         self.strategy = self._new_strategy()
@@ -79,22 +86,20 @@ class SearchSession:
         self.strategy = self._new_strategy()
         if state.get("search") is not None:
             self.strategy.load_state_dict(dict(state["search"]))
-        parse = self.space.parse
-        genotypes = [parse(t["arch"]) for t in self.trials]
-        self.strategy.mark_seen(genotypes)
-        self.strategy.mark_seen([parse(p["arch"]) for p in state.get("pending") or []])
+        self.strategy.mark_seen(self.genotypes)
+        self.strategy.mark_seen([self.space.parse(p["arch"]) for p in state.get("pending") or []])
         if isinstance(self.strategy, RegionEscape):
             self.strategy.weights = weights
-            self.strategy.replay([(g, t.get("fitness")) for g, t in zip(genotypes, self.trials, strict=True)])
+            self.strategy.replay([(g, t.get("fitness")) for g, t in zip(self.genotypes, self.trials, strict=True)])
 
     def set_weights(self, weights: Mapping[str, Mapping[str, float]] | None) -> None:
         """Per-op sampling weights for the next asks (no effect unless the search may step outside)."""
         if isinstance(self.strategy, RegionEscape):
             self.strategy.weights = weights
 
-    def is_outside(self, arch: str) -> bool:
+    def is_outside(self, genotype: Genotype) -> bool:
         """Whether an architecture lies outside the mask in force."""
-        return not self.space.contains(self.space.parse(arch), self.spec())
+        return not self.space.contains(genotype, self.spec())
 
     # -- what the graph state holds ----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -134,6 +139,20 @@ class SearchSession:
         self._regions.pop(spec, None)  # most recent last
         self._regions[spec] = record["mask"]
 
+    def record_until(self, n: int, archs: Sequence[Genotype] | None) -> TargetRecord:
+        """The first ``n`` trials as a :class:`~lapt.target_evidence.TargetRecord` over ``archs``, grown
+        from the last call (started again only if it holds more trials than asked for)."""
+        record = self.record
+        if record is None or record.told > n or record.archs is not archs:
+            record = self.record = TargetRecord(self.space, archs)
+        for g, t in zip(self.genotypes[record.told : n], self.trials[record.told : n], strict=True):
+            record.add(g, t.get("fitness"))
+        return record
+
+    def specs_tried(self) -> Collection[MaskSpec]:
+        """Every distinct region searched so far, as :class:`MaskSpec` (a view: no copy, no parsing)."""
+        return self._regions.keys()
+
     def regions_tried(self) -> list[dict[str, Any]]:
         """Every distinct region searched so far (mask JSON), the most recently searched last."""
         return list(self._regions.values())
@@ -148,15 +167,16 @@ class SearchSession:
 
     def tell(self, trials: Sequence[Mapping[str, Any]]) -> None:
         """Record evaluated trials (in index order, continuing the record) and report them to the strategy."""
-        parse = self.space.parse
+        start = len(self.trials)
         for t in trials:
             if t["index"] != len(self.trials):
                 raise SessionOutOfSync(f"trial {t['index']} recorded after trial {len(self.trials) - 1}")
             self._append(t)
-        self.strategy.tell([(parse(t["arch"]), t.get("fitness")) for t in trials])
+        self.strategy.tell([(g, t.get("fitness")) for g, t in zip(self.genotypes[start:], trials, strict=True)])
 
     def _append(self, trial: Mapping[str, Any]) -> None:
         self.trials.append(dict(trial))
+        self.genotypes.append(self.space.parse(trial["arch"]))
         fitness = trial.get("fitness")
         if fitness is not None:
             bisect.insort(self._top, (-float(fitness), int(trial["index"])))
@@ -212,7 +232,11 @@ class SearchSession:
     ) -> None:
         """Start from a run's record (its trial and mask files) and its last checkpoint ``state``."""
         self.trials = []
+        self.genotypes = []
         self._top = []
+        self.evidence = None
+        self.weights_from = None
+        self.record = None
         for t in trials:
             self._append(t)
         self.masks = [dict(m) for m in masks]

@@ -56,12 +56,13 @@ null hit rate as "no evidence" and fall back to the principles.
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Hashable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from lapt.evidence import HIT_QUANTILE, layer_statistics, op_codes
+from lapt.evidence import HIT_QUANTILE, op_codes
 from lapt.spaces import Genotype, SearchSpace
 
 MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
@@ -81,6 +82,77 @@ class SourceColumn(Protocol):
     values: np.ndarray
 
 
+class TargetRecord:
+    """The successful target results so far, as the arrays the evidence reads, grown one trial at a time.
+
+    A run adapts every few evaluations; rebuilding these arrays from every trial each time would make a
+    long run's adaptations cost more and more. A record is added to as trials arrive and read at each
+    adaptation, so the Python work per trial is done once.
+
+    Args:
+        space: the search space.
+        archs: the source architectures (rows of the source columns), or None when there are none.
+    """
+
+    def __init__(self, space: SearchSpace, archs: Sequence[Genotype] | None):
+        self.space = space
+        self.archs = archs
+        self.told = 0  # trials added, failed ones included
+        self._index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
+        self.offsets = np.cumsum([0] + [len(layer.ops) for layer in space.layers])
+        # Typed buffers: an adaptation reads them as numpy arrays with one copy, not per element.
+        self._y = array("d")
+        self._rows = array("q")
+        self._hot_r = array("q")  # (result, column) of every 1 in the one-hot design matrix
+        self._hot_c = array("q")
+        self._use_r = array("q")  # the same, each op once per result (the per-op statistics)
+        self._use_c = array("q")
+        m = int(self.offsets[-1])
+        self.pairs = np.zeros((m, m))  # onehot.T @ onehot, summed as results arrive
+
+    def add(self, genotype: Genotype, fitness: float | None) -> None:
+        """One more trial (in the run's order); failed ones count as told and are left out."""
+        self.told += 1
+        if fitness is None or not np.isfinite(fitness):
+            return
+        r = len(self._y)
+        self._y.append(float(fitness))
+        if self.archs is not None:
+            self._rows.append(_row(self.space, self.archs, genotype))
+        offsets = self.offsets
+        cols = [int(offsets[li]) + index[op] for li, index in enumerate(self._index) for op in _ops_of(genotype[li])]
+        self._hot_r.extend([r] * len(cols))
+        self._hot_c.extend(cols)
+        once = list(dict.fromkeys(cols))
+        self._use_r.extend([r] * len(once))
+        self._use_c.extend(once)
+        for a in cols:
+            row = self.pairs[a]
+            for b in cols:
+                row[b] += 1.0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None, _Hot, _Hot]:
+        """``(y, rows, hot, use)``: fitness, source row (None without sources), the ones of the one-hot
+        design matrix as (result, column) pairs (an op used twice in a layer counts twice), and the
+        same with each op once per result."""
+        y = _copy(self._y, np.float64)
+        rows = _copy(self._rows, np.int64) if self.archs is not None else None
+        hot = _Hot(_copy(self._hot_r, np.int64), _copy(self._hot_c, np.int64), len(y), self.pairs)
+        use = _Hot(_copy(self._use_r, np.int64), _copy(self._use_c, np.int64), len(y), self.pairs)
+        return y, rows, hot, use
+
+
+def _copy(buffer: array[Any], dtype: Any) -> np.ndarray:
+    """A numpy copy of a typed buffer (a copy, so the buffer may grow again)."""
+    return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
+
+
+def source_archs(space: SearchSpace, sources: Sequence[SourceColumn]) -> Sequence[Genotype] | None:
+    """The architectures hit rates are computed over: the sources' (one tuple per table), else the
+    enumerated space when it is small enough, else None."""
+    return _archs(space, sources)
+
+
 def target_evidence(
     space: SearchSpace,
     sources: Sequence[SourceColumn],
@@ -93,76 +165,87 @@ def target_evidence(
         space: the search space.
         sources: the source tasks' validation columns over ``space.enumerate()`` (may be empty).
         trials: target results, ``(genotype, fitness)`` with fitness higher-is-better, None when failed.
-        top_k: "top" for the per-op statistics (as for the learner).
+        top_k: kept for callers that pass the learner's setting; hit rates do not depend on it.
     """
-    ok = [(g, float(f)) for g, f in trials if f is not None and np.isfinite(f)]
-    archs = _archs(space, sources)
+    record = TargetRecord(space, _archs(space, sources))
+    for g, f in trials:
+        record.add(g, f)
+    return evidence_of(record, sources)
+
+
+def evidence_of(record: TargetRecord, sources: Sequence[SourceColumn]) -> dict[str, Any]:
+    """The evidence of the module docstring from a :class:`TargetRecord` (see :func:`target_evidence`)."""
+    space = record.space
+    archs = record.archs
     n_layers = len(space.layers)
-    y = np.array([f for _, f in ok], dtype=float)
+    offsets = record.offsets
+    y, rows, hot, use = record.arrays()
+    m = int(offsets[-1])
     yz = (y - y.mean()) / y.std() if len(y) >= 2 and y.std() > 0 else np.zeros(len(y))
 
     # Each evaluated architecture's row in the source columns; one the sources never measured (a user
     # table need not hold every cell) reads the extra last entry, an average prediction (z = 0).
-    rows = None if archs is None else np.array([_row(space, archs, g) for g, _ in ok], dtype=np.int64)
-    columns = [np.append(_standardised(s.values), 0.0) for s in sources] if archs is not None else []
+    columns = [_column(s.values) for s in sources] if archs is not None else []
     corr: list[float | None] = []
     for col in columns:
-        corr.append(_spearman(col[rows], y) if rows is not None and len(ok) >= MIN_RANKED else None)
+        corr.append(_spearman(col[rows], y) if rows is not None and len(y) >= MIN_RANKED else None)
     weights = _source_weights(corr)
     p: np.ndarray | None = None
     p_all: np.ndarray | None = None  # over the source architectures, then the extra entry
     if columns:
-        p_all = np.sum([w * col for w, col in zip(weights, columns, strict=True)], axis=0) / sum(weights)
+        if len(columns) == 1:
+            p_all = columns[0]
+        else:
+            p_all = np.sum([w * c for w, c in zip(weights, columns, strict=True)], axis=0) / sum(weights)
         p = p_all[:-1]
 
-    # Calibration: yz ~ alpha + beta * p + onehot @ delta (ridge on delta only).
-    index = [{op: k for k, op in enumerate(layer.ops)} for layer in space.layers]
-    offsets = np.cumsum([0] + [len(layer.ops) for layer in space.layers])
-    onehot = np.zeros((len(ok), int(offsets[-1])))
-    for r, (g, _) in enumerate(ok):
-        for li in range(n_layers):
-            for op in _ops_of(g[li]):
-                onehot[r, offsets[li] + index[li][op]] += 1.0
-    fitted = len(ok) >= 2 and y.std() > 0
-    alpha, beta, delta = 0.0, 1.0, np.zeros(int(offsets[-1]))
+    # Calibration: yz ~ alpha + beta * p + onehot @ delta (ridge on delta, beta shrunk to its prior).
+    fitted = len(y) >= 2 and y.std() > 0
+    alpha, beta, delta = 0.0, 1.0, np.zeros(m)
     if fitted and p_all is not None and rows is not None:
-        alpha, beta, delta = _fit(yz, onehot, p_all[rows])
+        alpha, beta, delta = _fit(yz, hot, m, p_all[rows])
         if beta <= 0:  # the sources rank these architectures backwards: trust the target alone
-            alpha, _, delta = _fit(yz, onehot, None)
+            alpha, _, delta = _fit(yz, hot, m, None)
             beta = 0.0
     elif fitted:
-        alpha, _, delta = _fit(yz, onehot, None)
+        alpha, _, delta = _fit(yz, hot, m, None)
 
-    hit: dict[str, dict[str, dict[str, float]]] | None = None
-    prior: dict[str, dict[str, dict[str, float]]] | None = None
+    hit: list[np.ndarray] | None = None
+    prior: list[np.ndarray] | None = None
     if archs is not None:
         codes = op_codes(space, archs)
-        if p is not None:
-            prior = layer_statistics(space, archs, p, top_k)
+        sizes = [len(layer.ops) for layer in space.layers]
+        if p_all is not None:
+            prior = _prior_hit_rates(codes, p_all, sizes)
         if fitted or p is not None:
             score = beta * p if p is not None else np.zeros(len(archs))
             for li in range(n_layers):
                 score = score + delta[offsets[li] + codes[:, li]]
-            hit = layer_statistics(space, archs, score, top_k)
+            hit = _hit_rates(codes, score, sizes)
 
     predicted = alpha + beta * p_all[rows] if p_all is not None and rows is not None and fitted else None
+    n_use = np.bincount(use.c, minlength=m)
+    mean_y = np.bincount(use.c, weights=yz[use.r], minlength=m) / np.maximum(n_use, 1)
+    mean_p = None
+    if predicted is not None:
+        mean_p = np.bincount(use.c, weights=predicted[use.r], minlength=m) / np.maximum(n_use, 1)
     layers: dict[str, dict[str, dict[str, Any]]] = {}
     for li, layer in enumerate(space.layers):
         per_op: dict[str, dict[str, Any]] = {}
         for k, op in enumerate(layer.ops):
-            sel = onehot[:, offsets[li] + k] > 0
-            n = int(sel.sum())
+            j = int(offsets[li]) + k
+            n = int(n_use[j])
             per_op[op] = {
-                "predicted_hit_rate": _r(prior[layer.name][op]["hit_rate"]) if prior is not None else None,
-                "hit_rate": _r(hit[layer.name][op]["hit_rate"]) if hit is not None else None,
+                "predicted_hit_rate": _r(float(prior[li][k])) if prior is not None else None,
+                "hit_rate": _r(float(hit[li][k])) if hit is not None else None,
                 "n": n,
-                "target_mean": _r(float(yz[sel].mean())) if n else None,
-                "predicted_mean": _r(float(predicted[sel].mean())) if n and predicted is not None else None,
-                "delta": _r(float(delta[offsets[li] + k])),
+                "target_mean": _r(float(mean_y[j])) if n else None,
+                "predicted_mean": _r(float(mean_p[j])) if n and mean_p is not None else None,
+                "delta": _r(float(delta[j])),
             }
         layers[layer.name] = per_op
     return {
-        "evaluations": len(ok),
+        "evaluations": len(y),
         "base_rate": HIT_QUANTILE,
         "source_slope": _r(beta) if fitted and p is not None else None,
         "sources": [
@@ -243,6 +326,49 @@ def _row(space: SearchSpace, archs: Sequence[Genotype], g: Genotype) -> int:
     return hit[1].get(g, len(archs))
 
 
+_COLUMNS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _column(values: np.ndarray) -> np.ndarray:
+    """A source column standardised, with the extra last entry (z = 0); kept by the values object."""
+    hit = _COLUMNS.get(id(values))
+    if hit is None or hit[0] is not values:
+        if len(_COLUMNS) >= 16:
+            _COLUMNS.clear()
+        hit = (values, np.append(_standardised(values), 0.0))
+        _COLUMNS[id(values)] = hit
+    return hit[1]
+
+
+def _hit_rates(codes: np.ndarray, score: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Per layer, per op: the share of the architectures using it whose score is in the best
+    :data:`~lapt.evidence.HIT_QUANTILE` (the statistic of :func:`lapt.evidence.layer_statistics`)."""
+    threshold = np.quantile(score, 1.0 - HIT_QUANTILE)
+    hit = score >= threshold
+    out = []
+    for li, size in enumerate(sizes):
+        col = codes[:, li]
+        total = np.bincount(col, minlength=size)
+        hits = np.bincount(col[hit], minlength=size)
+        out.append(np.divide(hits, total, out=np.zeros(size), where=total > 0))
+    return out
+
+
+_PRIOR: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+
+
+def _prior_hit_rates(codes: np.ndarray, p_all: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """:func:`_hit_rates` of the source prediction (``p_all`` without its extra last entry), kept by the
+    prediction object: with one source it is the same column at every adaptation."""
+    hit = _PRIOR.get(id(p_all))
+    if hit is None or hit[0] is not p_all:
+        if len(_PRIOR) >= 16:
+            _PRIOR.clear()
+        hit = (p_all, _hit_rates(codes, p_all[:-1], sizes))
+        _PRIOR[id(p_all)] = hit
+    return hit[1]
+
+
 def _standardised(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     finite = np.isfinite(v)
@@ -279,23 +405,52 @@ def _source_weights(corr: Sequence[float | None]) -> list[float]:
     return w if sum(w) > 0 else [1.0] * len(corr)
 
 
-def _fit(yz: np.ndarray, onehot: np.ndarray, p: np.ndarray | None) -> tuple[float, float, np.ndarray]:
+class _Hot(NamedTuple):
+    """The ones of the one-hot design matrix: result ``r[i]`` uses op column ``c[i]``; ``n`` results;
+    ``pairs`` is the matrix's ``onehot.T @ onehot``."""
+
+    r: np.ndarray
+    c: np.ndarray
+    n: int
+    pairs: np.ndarray
+
+
+def _fit(yz: np.ndarray, hot: _Hot, m: int, p: np.ndarray | None) -> tuple[float, float, np.ndarray]:
     """Ridge fit of ``yz ~ alpha + beta * p + onehot @ delta``: alpha free, delta shrunk to 0, beta shrunk to
     the prior slope (``PRIOR_CORR`` standard deviations of ``yz`` per standard deviation of ``p`` over the
-    evaluated architectures, weighing as much as ``PRIOR_EVALS`` of them)."""
-    free = [np.ones(len(yz))] + ([p] if p is not None else [])
-    x = np.column_stack([*free, onehot])
-    diag = [1e-9] + [RIDGE] * onehot.shape[1]
-    prior = np.zeros(x.shape[1])
+    evaluated architectures, weighing as much as ``PRIOR_EVALS`` of them).
+
+    The normal equations are summed with ``bincount`` (and the op pairs as results arrive, in
+    :class:`TargetRecord`) rather than multiplied out: a BLAS product of a long thin matrix wakes a thread
+    per core, which then spins on CPU the other processes of a bench need, and costs more as the run grows.
+    """
+    oo = hot.pairs
+    o1 = np.bincount(hot.c, minlength=m).astype(float)
+    oy = np.bincount(hot.c, weights=yz[hot.r], minlength=m)
+    free = 1 if p is None else 2
+    k = free + m
+    xtx = np.zeros((k, k))
+    xty = np.zeros(k)
+    xtx[0, 0] = hot.n
+    xtx[0, free:] = xtx[free:, 0] = o1
+    xtx[free:, free:] = oo
+    xty[0] = float(np.sum(yz))
+    xty[free:] = oy
+    diag = [1e-9] + [RIDGE] * m
+    prior = np.zeros(k)
     if p is not None:
+        po = np.bincount(hot.c, weights=p[hot.r], minlength=m)
+        xtx[0, 1] = xtx[1, 0] = float(np.sum(p))
+        xtx[1, 1] = float(np.sum(p * p))
+        xtx[1, free:] = xtx[free:, 1] = po
+        xty[1] = float(np.sum(p * yz))
         spread = float(p.std())
-        weight = PRIOR_EVALS * spread * spread
-        diag.insert(1, weight if spread > 0 else 1e-9)
+        diag.insert(1, PRIOR_EVALS * spread * spread if spread > 0 else 1e-9)
         prior[1] = PRIOR_CORR / spread if spread > 0 else 0.0
-    penalty = np.diag(diag)
-    coef = np.linalg.solve(x.T @ x + penalty, x.T @ yz + penalty @ prior)
+    penalty = np.array(diag)
+    coef = np.linalg.solve(xtx + np.diag(penalty), xty + penalty * prior)
     beta = float(coef[1]) if p is not None else 0.0
-    return float(coef[0]), beta, coef[len(free) :]
+    return float(coef[0]), beta, coef[free:]
 
 
 def _r(x: float) -> float:

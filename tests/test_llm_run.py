@@ -5,8 +5,8 @@ the leakage guarantee, and the response cache making a repeated run free.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys

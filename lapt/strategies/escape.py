@@ -102,6 +102,7 @@ class RegionEscape:
         self._fitness: list[float] = []  # every successful result, ascending (rebuilt by replay)
         self._recent: deque[tuple[Genotype, float]] = deque(maxlen=RECENT_PARENTS)
         self._full = self.space.full_mask()
+        self._last_weighted: tuple[Mapping[str, Mapping[str, float]], MaskSpec, MaskSpec] | None = None
 
     # -- the strategy interface ------------------------------------------------------------------
     @property
@@ -205,15 +206,21 @@ class RegionEscape:
         return self.outside[0] / n if n else 0.0
 
     def _weighted(self, mask: MaskSpec) -> MaskSpec:
-        """``mask`` with the sampling weights of its allowed ops (cell spaces; unchanged otherwise)."""
+        """``mask`` with the sampling weights of its allowed ops (cell spaces; unchanged otherwise); kept
+        while the mask and the weights stay the same (asked at every step)."""
         if self.weights is None or mask.inputs:
             return mask
+        last = self._last_weighted
+        if last is not None and last[0] is self.weights and last[1] == mask:
+            return last[2]
         table = self.weights
         weights = tuple(
             tuple(float(table.get(layer.name, {}).get(op, 1.0)) for op in allowed)
             for layer, allowed in zip(self.space.layers, mask.ops, strict=True)
         )
-        return dataclasses.replace(mask, weights=weights)
+        weighted = dataclasses.replace(mask, weights=weights)
+        self._last_weighted = (self.weights, mask, weighted)
+        return weighted
 
     # -- proposals outside -----------------------------------------------------------------------
     def _can_escape(self, mask: MaskSpec) -> bool:
