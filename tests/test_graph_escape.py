@@ -121,3 +121,21 @@ def test_offline_stalled_branch_proposes_new_regions(seed):
         if m["round"] in stalled_rounds and m["source"] != "widened":
             earlier = [_spec(TNB, e) for e in result.masks[: result.masks.index(m)]]
             assert _spec(TNB, m) not in earlier
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_steps_outside_a_constrained_user_space_are_valid_architectures(seed):
+    """Variable depth (optional trailing blocks): a probe outside the region is still an architecture."""
+    from pathlib import Path
+
+    from lapt.spaces import get_space
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "digits_family" / "digits_space.toml"
+    space = get_space(str(path))
+    result = lapt.run(space=str(path), sources=["digits"], target="few_digits", budget=40, seed=seed)
+    full = space.full_mask()
+    assert all(space.contains(space.parse(t.arch), full) for t in result.trials)
+    for t in result.trials:
+        inside = space.contains(space.parse(t.arch), _spec(space, result.masks[t.mask_version]))
+        assert inside != bool(t.extras.get("outside_region"))
+    assert result.summary["outside_region"] >= 1  # the small regions here leave room to step out
