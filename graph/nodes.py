@@ -5,6 +5,10 @@ set, a mask, trials, decisions, each numbered by its place in the run's record) 
 go with them. Nodes write nothing themselves; the runner streams their updates to the run directory,
 the progress bar and the trace (:mod:`lapt.graph.recorder`).
 
+The search steps outside the refined region now and then and draws ops by the target evidence
+(:mod:`lapt.strategies.escape`); a stalled search is never sent back to a region it tried, whatever the
+refiner answered (:func:`lapt.regions.untried_region`).
+
 Agents that give no valid answer are recorded as failed decisions, never hidden: a learner without
 principles ends the run (unless the settings say ``on_agent_failure="continue"``); a refiner without a
 mask keeps the previous one (the full space at the start) and an adapter without principles keeps the
@@ -216,7 +220,8 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
 
 def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     """Update the principles: the improved branch learns from the best target architectures, the stalled
-    branch asks for other ops based on the original principles."""
+    branch asks for other ops based on the original principles; both see the target evidence (how each
+    op did on the target against the sources' prediction, :mod:`lapt.target_evidence`)."""
     session = ctx.search
     session.sync(state)
     s = ctx.settings
@@ -244,8 +249,7 @@ def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         )
         for t in ok[: s.top_target]
     ]
-    update["adapted_at"] = state.get("n_trials", 0)
-    evidence = _evidence({**state, **update}, ctx)
+    evidence = _evidence({**state, **update}, ctx)  # as of now: update["adapted_at"] is this evaluation
     outcome = ctx.agents.adapter(
         AdaptInput(
             branch=branch,
