@@ -135,3 +135,18 @@ def test_weighted_mask_sampling_follows_the_weights_and_keeps_region_identity():
     assert 0.62 < projected["nor_conv_3x3"] / 4000 < 0.71  # 3/4 projected, then 1 in 6 flipped: 2/3
     zero = MaskSpec(ops=mask.ops, weights=((0.0, 0.0),) * 6)  # all-zero weights fall back to uniform
     assert set(Counter(SPACE.sample(zero, rng)[0] for _ in range(200))) == {"skip_connect", "nor_conv_3x3"}
+
+
+def test_darts_steps_outside_are_valid_cells_of_the_full_space():
+    """DARTS nodes choose ops and inputs: a probe is a mutation in the full space that left the region."""
+    darts = get_space("darts")
+    full = darts.full_mask()
+    keep = ("sep_conv_3x3", "skip_connect")
+    region = MaskSpec(ops=tuple(tuple(op for op in ops if op in keep) for ops in full.ops), inputs=full.inputs)
+    s = RegionEscape(make_strategy("rea", darts, 0, population=5, tournament=2), p_min=0.5, p_max=0.5)
+    proposed = _loop(s, region, 60, lambda g: random.Random(darts.to_str(g)).random())
+    assert len({darts.to_str(g) for g in proposed}) == 60
+    assert all(darts.contains(g, full) for g in proposed)
+    outside = [g for g in proposed if not darts.contains(g, region)]
+    assert 10 < len(outside) < 50
+    assert all(darts.contains(g, region) for g in proposed[:5])  # REA's first population, inside
