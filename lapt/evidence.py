@@ -33,10 +33,9 @@ def layer_statistics(
     keep = ~np.isnan(values)
     idx = np.flatnonzero(keep)
     vals = values[idx]
-    codes = _codes(space, archs)[idx]
+    codes = op_codes(space, archs)[idx]
     order = np.argsort(-vals, kind="stable")[: min(top_k, len(vals))]
-    threshold = np.quantile(vals, 1.0 - HIT_QUANTILE) if len(vals) else np.inf
-    hit = vals >= threshold
+    rates = hit_rates(codes, vals, [len(layer.ops) for layer in space.layers])
     stats: dict[str, dict[str, dict[str, float]]] = {}
     for li, layer in enumerate(space.layers):
         col = codes[:, li]
@@ -49,23 +48,39 @@ def layer_statistics(
             per_op[op] = {
                 "top_count": float(top_count),
                 "top_share": top_count / max(1, len(order)),
-                "hit_rate": float(hit[sel].mean()) if n else 0.0,
+                "hit_rate": float(rates[li][k]),
                 "mean": float(vals[sel].mean()) if n else float("nan"),
             }
         stats[layer.name] = per_op
     return stats
 
 
+def hit_rates(codes: np.ndarray, values: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Per layer, per op: the share of the architectures using it whose value is in the best
+    :data:`HIT_QUANTILE` (0 for an op no architecture uses).
+
+    Args:
+        codes: op indices, ``(n_archs, n_layers)`` (:func:`op_codes`).
+        values: one finite value per architecture, higher is better.
+        sizes: the number of ops of each layer.
+    """
+    threshold = np.quantile(values, 1.0 - HIT_QUANTILE) if len(values) else np.inf
+    hit = values >= threshold
+    out = []
+    for li, size in enumerate(sizes):
+        col = codes[:, li]
+        total = np.bincount(col, minlength=size)
+        hits = np.bincount(col[hit], minlength=size)
+        out.append(np.divide(hits, total, out=np.zeros(size), where=total > 0))
+    return out
+
+
 _CODES: dict[int, tuple[Sequence[Genotype], np.ndarray]] = {}
 
 
 def op_codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
-    """Op indices (per layer, in the layer's op order) as an (n_archs, n_layers) array; one op per layer."""
-    return _codes(space, archs)
-
-
-def _codes(space: SearchSpace, archs: Sequence[Genotype]) -> np.ndarray:
-    """Op indices as an (n_archs, n_layers) array, memoised per archs object (the full enumeration is reused)."""
+    """Op indices (per layer, in the layer's op order) as an (n_archs, n_layers) array, one op per layer;
+    memoised per archs object (the full enumeration is reused)."""
     hit = _CODES.get(id(archs))
     if hit is not None and hit[0] is archs:
         return hit[1]

@@ -37,11 +37,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from lapt.errors import EnvironmentFailure, UserError
 from lapt.schemas import PrincipleSet
+from lapt.sqlite_locks import BUSY_TIMEOUT_S
 from lapt.sqlite_locks import retry_locked as _retry_locked
 
 ENV_VAR = "LAPT_PRINCIPLE_STORE"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 30.0
 _ID = re.compile(r"^[0-9a-f]{4,12}$")
 _T = TypeVar("_T")
 

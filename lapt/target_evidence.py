@@ -62,7 +62,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from lapt.evidence import HIT_QUANTILE, op_codes
+from lapt.evidence import HIT_QUANTILE, hit_rates, op_codes
 from lapt.spaces import Genotype, SearchSpace
 
 MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
@@ -147,17 +147,10 @@ def _copy(buffer: array[Any], dtype: Any) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype=dtype)
 
 
-def source_archs(space: SearchSpace, sources: Sequence[SourceColumn]) -> Sequence[Genotype] | None:
-    """The architectures hit rates are computed over: the sources' (one tuple per table), else the
-    enumerated space when it is small enough, else None."""
-    return _archs(space, sources)
-
-
 def target_evidence(
     space: SearchSpace,
     sources: Sequence[SourceColumn],
     trials: Sequence[tuple[Genotype, float | None]],
-    top_k: int = 50,
 ) -> dict[str, Any]:
     """The evidence of the module docstring, from the source columns and the target results so far.
 
@@ -165,9 +158,8 @@ def target_evidence(
         space: the search space.
         sources: the source tasks' validation columns over ``space.enumerate()`` (may be empty).
         trials: target results, ``(genotype, fitness)`` with fitness higher-is-better, None when failed.
-        top_k: kept for callers that pass the learner's setting; hit rates do not depend on it.
     """
-    record = TargetRecord(space, _archs(space, sources))
+    record = TargetRecord(space, source_archs(space, sources))
     for g, f in trials:
         record.add(g, f)
     return evidence_of(record, sources)
@@ -216,12 +208,12 @@ def evidence_of(record: TargetRecord, sources: Sequence[SourceColumn]) -> dict[s
         codes = op_codes(space, archs)
         sizes = [len(layer.ops) for layer in space.layers]
         if p_all is not None:
-            prior = _prior_hit_rates(codes, p_all, sizes)
+            prior = _priorhit_rates(codes, p_all, sizes)
         if fitted or p is not None:
             score = beta * p if p is not None else np.zeros(len(archs))
             for li in range(n_layers):
                 score = score + delta[offsets[li] + codes[:, li]]
-            hit = _hit_rates(codes, score, sizes)
+            hit = hit_rates(codes, score, sizes)
 
     predicted = alpha + beta * p_all[rows] if p_all is not None and rows is not None and fitted else None
     n_use = np.bincount(use.c, minlength=m)
@@ -292,7 +284,9 @@ def _ops_of(choice: Any) -> list[str]:
     return [str(edge[0]) for edge in choice]
 
 
-def _archs(space: SearchSpace, sources: Sequence[SourceColumn]) -> Sequence[Genotype] | None:
+def source_archs(space: SearchSpace, sources: Sequence[SourceColumn]) -> Sequence[Genotype] | None:
+    """The architectures hit rates are computed over: the sources' (one tuple per table), else the
+    enumerated space when it is small enough, else None."""
     if sources:
         return sources[0].archs
     try:
@@ -340,31 +334,17 @@ def _column(values: np.ndarray) -> np.ndarray:
     return hit[1]
 
 
-def _hit_rates(codes: np.ndarray, score: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
-    """Per layer, per op: the share of the architectures using it whose score is in the best
-    :data:`~lapt.evidence.HIT_QUANTILE` (the statistic of :func:`lapt.evidence.layer_statistics`)."""
-    threshold = np.quantile(score, 1.0 - HIT_QUANTILE)
-    hit = score >= threshold
-    out = []
-    for li, size in enumerate(sizes):
-        col = codes[:, li]
-        total = np.bincount(col, minlength=size)
-        hits = np.bincount(col[hit], minlength=size)
-        out.append(np.divide(hits, total, out=np.zeros(size), where=total > 0))
-    return out
-
-
 _PRIOR: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
 
 
-def _prior_hit_rates(codes: np.ndarray, p_all: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+def _priorhit_rates(codes: np.ndarray, p_all: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     """:func:`_hit_rates` of the source prediction (``p_all`` without its extra last entry), kept by the
     prediction object: with one source it is the same column at every adaptation."""
     hit = _PRIOR.get(id(p_all))
     if hit is None or hit[0] is not p_all:
         if len(_PRIOR) >= 16:
             _PRIOR.clear()
-        hit = (p_all, _hit_rates(codes, p_all[:-1], sizes))
+        hit = (p_all, hit_rates(codes, p_all[:-1], sizes))
         _PRIOR[id(p_all)] = hit
     return hit[1]
 
