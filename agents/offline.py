@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from lapt.agents.reasoner import AgentReply, AgentRequest, checked
 from lapt.evidence import HIT_QUANTILE
+from lapt.regions import PROTECT_TOP, evidence_region, layer_scores, untried_region
 from lapt.schemas import Principle, PrincipleDraft
+from lapt.spaces import LayerSpec, MaskSpec
 
 DOMINANT_SHARE = 0.9  # an op on >= 90 % of the top architectures is kept alone
 AVOID_RATIO = 0.5  # an op whose hit rate is under half the base rate is advised against
@@ -228,9 +230,6 @@ class OfflineReasoner:
         (:func:`~lapt.regions.untried_region`) until it is new: the search never goes back to a region that
         stopped paying.
         """
-        from lapt.regions import PROTECT_TOP, evidence_region, layer_scores, untried_region
-        from lapt.spaces import MaskSpec
-
         evidence = payload.get("evidence")
         max_ops = payload.get("max_ops")
         layers = payload.get("layers")
@@ -243,10 +242,10 @@ class OfflineReasoner:
             return None
         note = ""
         if stalled:
-            tried = [MaskSpec(ops=tuple(tuple(_ops(m.get(la["name"], la["ops"]))) for la in layers))
-                     for m in payload.get("tried_regions") or []]
-            spec = MaskSpec(ops=tuple(tuple(op for op in la["ops"] if op in keep) for la, keep in zip(layers, region,
-                                                                                                        strict=True)))
+            # Every region searched so far: those before the current one, and the current one.
+            masks = [*(payload.get("tried_regions") or []), payload["current_mask"]]
+            tried = [_spec(layers, [_ops(m.get(la["name"], la["ops"])) for la in layers]) for m in masks]
+            spec = _spec(layers, region)
             scores = layer_scores(space, evidence)  # type: ignore[arg-type]
             fresh = untried_region(space, spec, tried, scores, int(max_ops))  # type: ignore[arg-type]
             if fresh is not None and fresh != spec:
@@ -340,6 +339,13 @@ def _untried(
     return mask  # every nearby region was tried: the check refuses it and the previous mask stays
 
 
+def _spec(layers: list[dict[str, Any]], allowed: list[list[str]]) -> MaskSpec:
+    """A region over the payload's ``layers``: each layer's ops that are in ``allowed`` (aligned with the
+    layers), in the layer's own order, as a stored mask is."""
+    pairs = zip(layers, allowed, strict=True)
+    return MaskSpec(ops=tuple(tuple(op for op in la["ops"] if op in ok) for la, ok in pairs))
+
+
 def _ops(choice: Any) -> list[str]:
     """The allowed ops of one mask entry (a list, or ``{"ops": [...], "inputs": [...]}`` on DARTS)."""
     return list(choice["ops"]) if isinstance(choice, dict) else list(choice)
@@ -349,8 +355,6 @@ class _LayerView:
     """The part of a search space the region helpers read, rebuilt from a payload's ``layers``."""
 
     def __init__(self, layers: list[dict[str, Any]]):
-        from lapt.spaces import LayerSpec, MaskSpec
-
         self.layers = tuple(LayerSpec(name=la["name"], ops=tuple(la["ops"])) for la in layers)
         self._full = MaskSpec(ops=tuple(layer.ops for layer in self.layers))
 
