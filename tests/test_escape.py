@@ -48,7 +48,7 @@ def test_state_round_trip_through_json_continues_exactly():
     # What grows with the run comes from the run's record, as it does on a resume.
     b.mark_seen(done)
     b.replay([(g, _table_fitness(g)) for g in done])
-    assert (b.inside, b.outside, b.asks) == (a.inside, a.outside, a.asks)
+    assert (b.inside, b.outside, b.asks, b.stalled) == (a.inside, a.outside, a.asks, a.stalled)
     assert _loop(a, REGION, 40, _table_fitness) == _loop(b, REGION, 40, _table_fitness)
     # The wrapper's own part of the state stays small: its ask count, win counts, pending sides.
     assert set(state) == {"strategy", "asks", "base", "inside", "outside", "pending"}
@@ -150,3 +150,47 @@ def test_darts_steps_outside_are_valid_cells_of_the_full_space():
     outside = [g for g in proposed if not darts.contains(g, region)]
     assert 10 < len(outside) < 50
     assert all(darts.contains(g, region) for g in proposed[:5])  # REA's first population, inside
+
+
+def _neighbours(g, region):
+    return {
+        tuple(op if j != i else other for j, op in enumerate(g))
+        for i, allowed in enumerate(region.ops)
+        for other in allowed
+        if other != g[i]
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_standing_incumbent_has_every_neighbour_checked_and_plain_rea_does_not(seed):
+    """Only the first architecture scores: after ``stall`` results it stands, and half the proposals inside
+    are its unseen single changes until none is left; REA alone, whose population forgets it, rarely
+    tries them."""
+
+    def run(strategy):
+        first = strategy.ask(REGION, 1)[0]
+        strategy.tell([(first, 1.0)])
+        proposed = _loop(strategy, REGION, 60, lambda g: 1.0 if g == first else 0.0)
+        return first, proposed
+
+    wrapped = _escape(seed)
+    first, proposed = run(wrapped)
+    assert wrapped.stall == 10 and wrapped.stalled
+    neighbours = _neighbours(first, REGION)
+    assert len(neighbours) == 12
+    assert neighbours <= set(proposed[:50])
+    first, proposed = run(make_strategy("rea", SPACE, seed, population=10, tournament=5))
+    assert len(_neighbours(first, REGION) & set(proposed)) <= 6
+
+
+def test_a_better_result_ends_the_neighbour_check():
+    s = _escape(0, stall=3)
+    results = iter([1.0, 0.5, 0.5, 0.5, 2.0])
+    _loop(s, REGION, 3, lambda g: next(results))
+    assert not s.stalled  # the incumbent has stood for 2 results
+    _loop(s, REGION, 1, lambda g: next(results))
+    assert s.stalled
+    _loop(s, REGION, 1, lambda g: next(results))
+    assert not s.stalled
+    with pytest.raises(ValueError, match="stall"):
+        _escape(0, stall=0)

@@ -57,7 +57,7 @@ COLUMNS = (
     "degraded",
 )
 # Columns a reader accepts as missing (benches written before they existed; the row's default applies).
-OPTIONAL_COLUMNS = ("outside_share",)
+OPTIONAL_COLUMNS = ("outside_share", "evals_to_top")
 FINAL_PREFIX = "final_at_"
 
 
@@ -88,6 +88,9 @@ class ResultRow(BaseModel):
     best_arch: str | None
     reached_top: bool
     reached_optimum: bool
+    evals_to_top: int | None = Field(
+        default=None, ge=1, description="Evaluations until the incumbent first reached a top-0.1 % cell (None: never)."
+    )
     region_size: int = Field(ge=0)
     adaptations: int = Field(ge=0)
     llm_calls: int = Field(ge=0)

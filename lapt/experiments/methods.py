@@ -163,6 +163,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     optimum, top = thresholds(fitness)
     paper = paper_outcome(trials, fitness, config.budget)
     best = incumbent_at(trials, len(trials))
+    to_top = evals_to_reach(trials, top)
     row: dict[str, Any] = {
         "space": config.space,
         "method": job.method,
@@ -179,7 +180,8 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         "paper_metric": reported_metric(paper.incumbent),
         "best_val": None if best is None else best.val,
         "best_arch": None if best is None else best.arch,
-        "reached_top": evals_to_reach(trials, top) is not None,
+        "reached_top": to_top is not None,
+        "evals_to_top": to_top,
         "reached_optimum": evals_to_reach(trials, optimum) is not None,
         "region_size": region_size,
         "adaptations": adaptations,
