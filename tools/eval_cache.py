@@ -63,8 +63,10 @@ def _damaged(e: sqlite3.Error) -> bool:
 
 
 def _outcome_json(outcome: Outcome) -> str:
-    """An outcome as stored: without its empty fields (one row per evaluation of a long run)."""
-    return outcome.model_dump_json(exclude_defaults=True)
+    """An outcome as stored: without its empty fields (one row per evaluation of a long run), its wall time
+    to four significant digits as the trial records it (the digits beyond are noise; a hit reports its own
+    lookup time anyway)."""
+    return outcome.model_copy(update={"cost_s": float(f"{outcome.cost_s:.4g}")}).model_dump_json(exclude_defaults=True)
 
 
 def cache_key(space: str, arch: str, task: str, settings: dict[str, Any]) -> str:
