@@ -233,8 +233,8 @@ class RunSettings(BaseModel):
     adapt: bool = True
     escape: bool = Field(
         True,
-        description="Let the search step outside the refined region with an adaptive probability, and weigh ops "
-        "by the target evidence (lapt.strategies.escape).",
+        description="Let the search step outside the refined region with an adaptive probability, weigh ops by "
+        "the target evidence and check a standing incumbent's neighbours (lapt.strategies.escape).",
     )
     adapt_every: int | None = Field(
         default=None, ge=1, le=MAX_BUDGET, description="Evaluations between adaptations (default: the space's)."

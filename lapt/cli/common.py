@@ -52,7 +52,8 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument(
             "--no-escape",
             action="store_true",
-            help="search only inside the refined region, uniformly (no steps outside it, no evidence weights)",
+            help="search only inside the refined region with the strategy alone (no steps outside it, no evidence "
+            "weights, no neighbour checks)",
         )
         p.add_argument("--batch-size", type=int, default=1, help="candidates evaluated per search step")
         p.add_argument(
