@@ -139,6 +139,10 @@ def test_tiny_nb201_bench_writes_everything_and_report_regenerates(tmp_path: Pat
     for r in rows:
         assert int(r["paper_evals"]) <= 12 and r["metric"] == "test"
         assert float(r["final_at_10"]) <= float(r["final_at_12"])  # incumbents only improve (same selection)
+        # The first top-0.1 % cell comes no later than the paper's count, which runs on to the optimum.
+        assert (r["evals_to_top"] != "") == (r["reached_top"] == "true")
+        if r["evals_to_top"]:
+            assert 1 <= int(r["evals_to_top"]) <= int(r["paper_evals"])
     oracle = [r for r in rows if r["method"] == "rea-oracle"]
     assert {r["region_size"] for r in oracle} == {"64"}
     # REA and random share the seed but not the search: REA mutates after its 5 random founders.
@@ -149,6 +153,10 @@ def test_tiny_nb201_bench_writes_everything_and_report_regenerates(tmp_path: Pat
     assert "## The paper's metric" in summary and "## Final test accuracy at 10 evaluations" in summary
     assert "REA in oracle region (ceiling)" in summary and "| cifar10->cifar100 |" in summary
     assert "73.51" in summary  # the ceiling: test accuracy of CIFAR-100's best-by-validation cell
+    lapt_rows = [r for r in rows if r["method"] == "lapt"]
+    firsts = [int(r["evals_to_top"]) for r in lapt_rows if r["evals_to_top"]]
+    assert firsts, "LAPT reaches a top-0.1 % cell of CIFAR-100 within 12 evaluations"
+    assert f"; top after {sum(firsts) / len(firsts):.1f}" in summary
 
     # `lapt report` regenerates the summary and plots from results.csv + curves.json alone.
     for name in ("summary.md", "curves.png", "masks.png"):
