@@ -13,7 +13,7 @@ ask/tell strategy and changes three things about how it proposes architectures:
   before each ask; the graph derives them from the target evidence, :func:`lapt.target_evidence.op_weights`).
   The region stays the same; the wrapped strategy samples and mutates with a weighted
   :class:`~lapt.spaces.MaskSpec`. The same weights choose which excluded op a probe tries.
-* **Around a standing incumbent, before anything else inside.** When the best result so far has stood for
+* **Around a standing incumbent.** When the best result so far has stood for
   ``stall`` successful evaluations (REA's population size by default: the evaluations after which REA's
   aging has dropped it from the population, so evolution no longer starts from it), half the proposals
   inside the region (:data:`NEIGHBOUR_SHARE`) are unseen single changes of it, drawn uniformly, until one
