@@ -7,6 +7,7 @@ import random
 from collections import Counter
 
 import pytest
+from ask_tell import drive
 
 from lapt.spaces import MaskSpec, get_space
 from lapt.strategies import make_strategy
@@ -19,18 +20,6 @@ TABLE = load_table("tnb101")
 REGION = MaskSpec(ops=(("skip_connect", "nor_conv_1x1", "nor_conv_3x3"),) * 6)
 
 
-def _loop(strategy, mask, steps, fitness):
-    proposed = []
-    for _ in range(steps):
-        batch = strategy.ask(mask, 1)
-        if not batch:
-            break
-        g = batch[0]
-        proposed.append(g)
-        strategy.tell([(g, fitness(g))])
-    return proposed
-
-
 def _table_fitness(g):
     return TABLE.lookup(g, "class_scene").val
 
@@ -41,7 +30,7 @@ def _escape(seed=0, **kw):
 
 def test_state_round_trip_through_json_continues_exactly():
     a = _escape(3)
-    done = _loop(a, REGION, 37, _table_fitness)
+    done = drive(a, REGION, 37, _table_fitness)
     state = json.loads(json.dumps(a.state_dict()))
     b = _escape(0)
     b.load_state_dict(state)
@@ -49,7 +38,7 @@ def test_state_round_trip_through_json_continues_exactly():
     b.mark_seen(done)
     b.replay([(g, _table_fitness(g)) for g in done])
     assert (b.inside, b.outside, b.asks, b.stalled) == (a.inside, a.outside, a.asks, a.stalled)
-    assert _loop(a, REGION, 40, _table_fitness) == _loop(b, REGION, 40, _table_fitness)
+    assert drive(a, REGION, 40, _table_fitness) == drive(b, REGION, 40, _table_fitness)
     # The wrapper's own part of the state stays small: its ask count, win counts, pending sides.
     assert set(state) == {"strategy", "asks", "base", "inside", "outside", "pending"}
     assert len(json.dumps(state)) < 2_000
@@ -58,7 +47,7 @@ def test_state_round_trip_through_json_continues_exactly():
 def test_a_restored_wrapper_without_its_record_differs():
     """The replayed record matters: without it the wins are judged against nothing (no warm-up)."""
     a = _escape(3)
-    done = _loop(a, REGION, 37, _table_fitness)
+    done = drive(a, REGION, 37, _table_fitness)
     b = _escape(0)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))
     b.mark_seen(done)
@@ -67,7 +56,7 @@ def test_a_restored_wrapper_without_its_record_differs():
 
 def test_no_repeats_no_escape_before_warmup_and_outside_is_one_change_from_a_parent():
     s = _escape(1)
-    proposed = _loop(s, REGION, 200, _table_fitness)
+    proposed = drive(s, REGION, 200, _table_fitness)
     assert len(set(proposed)) == len(proposed) == 200
     assert all(SPACE.contains(g, REGION) for g in proposed[:10])  # the first 10 fill REA's population
     outside = [g for g in proposed if not SPACE.contains(g, REGION)]
@@ -87,8 +76,8 @@ def test_probability_rises_when_outside_wins_and_falls_when_it_loses():
 
     start = _escape(0).probability
     winning, losing = _escape(0), _escape(0)
-    up = _loop(winning, REGION, 120, outside_wins)
-    down = _loop(losing, REGION, 120, outside_loses)
+    up = drive(winning, REGION, 120, outside_wins)
+    down = drive(losing, REGION, 120, outside_loses)
     assert P_MIN <= losing.probability < start < winning.probability <= P_MAX
     assert losing.probability < 0.08 and winning.probability > 0.25
     n_up = sum(not SPACE.contains(g, REGION) for g in up)
@@ -103,7 +92,7 @@ def test_probe_weights_choose_the_excluded_op_to_try():
     weights = {layer.name: dict.fromkeys(layer.ops, 0.0) for layer in SPACE.layers}
     weights["edge_2_3"]["skip_connect"] = 1.0
     s.weights = weights
-    proposed = _loop(s, region, 80, _table_fitness)
+    proposed = drive(s, region, 80, _table_fitness)
     outside = [g for g in proposed if not SPACE.contains(g, region)]
     assert len(outside) > 15
     # Every probe switched the last edge to skip_connect; the other layers stayed inside the region.
@@ -112,7 +101,7 @@ def test_probe_weights_choose_the_excluded_op_to_try():
 
 def test_full_space_region_never_escapes():
     s = _escape(0, p_min=1.0, p_max=1.0)
-    proposed = _loop(s, SPACE.full_mask(), 30, _table_fitness)
+    proposed = drive(s, SPACE.full_mask(), 30, _table_fitness)
     assert len(proposed) == 30 and s.outside == [0, 0]
 
 
@@ -144,7 +133,7 @@ def test_darts_steps_outside_are_valid_cells_of_the_full_space():
     keep = ("sep_conv_3x3", "skip_connect")
     region = MaskSpec(ops=tuple(tuple(op for op in ops if op in keep) for ops in full.ops), inputs=full.inputs)
     s = RegionEscape(make_strategy("rea", darts, 0, population=5, tournament=2), p_min=0.5, p_max=0.5)
-    proposed = _loop(s, region, 60, lambda g: random.Random(darts.to_str(g)).random())
+    proposed = drive(s, region, 60, lambda g: random.Random(darts.to_str(g)).random())
     assert len({darts.to_str(g) for g in proposed}) == 60
     assert all(darts.contains(g, full) for g in proposed)
     outside = [g for g in proposed if not darts.contains(g, region)]
@@ -170,7 +159,7 @@ def test_a_standing_incumbent_has_every_neighbour_checked_and_plain_rea_does_not
     def run(strategy):
         first = strategy.ask(REGION, 1)[0]
         strategy.tell([(first, 1.0)])
-        proposed = _loop(strategy, REGION, 60, lambda g: 1.0 if g == first else 0.0)
+        proposed = drive(strategy, REGION, 60, lambda g: 1.0 if g == first else 0.0)
         return first, proposed
 
     wrapped = _escape(seed)
@@ -186,11 +175,11 @@ def test_a_standing_incumbent_has_every_neighbour_checked_and_plain_rea_does_not
 def test_a_better_result_ends_the_neighbour_check():
     s = _escape(0, stall=3)
     results = iter([1.0, 0.5, 0.5, 0.5, 2.0])
-    _loop(s, REGION, 3, lambda g: next(results))
+    drive(s, REGION, 3, lambda g: next(results))
     assert not s.stalled  # the incumbent has stood for 2 results
-    _loop(s, REGION, 1, lambda g: next(results))
+    drive(s, REGION, 1, lambda g: next(results))
     assert s.stalled
-    _loop(s, REGION, 1, lambda g: next(results))
+    drive(s, REGION, 1, lambda g: next(results))
     assert not s.stalled
     with pytest.raises(ValueError, match="stall"):
         _escape(0, stall=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ask_tell import drive
 
 from lapt.masks import mask_model, to_spec
 from lapt.spaces import MaskSpec, get_space
@@ -13,15 +14,7 @@ from lapt.tables import load_table
 
 
 def _run(strategy, table, task, mask, steps):
-    proposed = []
-    for _ in range(steps):
-        batch = strategy.ask(mask, 1)
-        if not batch:
-            break
-        g = batch[0]
-        proposed.append(g)
-        strategy.tell([(g, table.lookup(g, task).val)])
-    return proposed
+    return drive(strategy, mask, steps, lambda g: table.lookup(g, task).val)
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
