@@ -43,7 +43,7 @@ class AdaptInput:
         current_mask: the mask (JSON) every target architecture so far was drawn in.
         top_target: the best target architectures, best first (tuples or :class:`TargetRow`).
         tried_regions: masks (JSON) tried before the current one, oldest first.
-        evidence: the target evidence of :mod:`lapt.target_evidence` (per layer and op, how the target did
+        evidence: the target evidence of :mod:`lapt.transfer.target_evidence` (per layer and op, how the target did
             against the sources' prediction). The offline miner adapts from it; an LLM reads its calibrated
             hit rates in the prompt (:func:`lapt.agents.compact.target_evidence`).
         max_ops: the most ops a refined layer may keep (the region the evidence supports is no larger).

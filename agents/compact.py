@@ -190,7 +190,7 @@ def mask_example(space: SearchSpace, max_ops: int) -> str:
 
 
 def target_evidence(space: SearchSpace, evidence: Mapping[str, Any] | None) -> str:
-    """The target evidence (:mod:`lapt.target_evidence`) as one line per layer, ops best first.
+    """The target evidence (:mod:`lapt.transfer.target_evidence`) as one line per layer, ops best first.
 
     ``nor3 22% [14%] n4``: the calibrated hit rate on the target, the sources' prediction in brackets
     where it differs, and how many evaluated target architectures used the op here (left out when none

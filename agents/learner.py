@@ -11,9 +11,9 @@ from lapt.agents import compact
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentRequest, Reasoner
-from lapt.evidence import layer_statistics
 from lapt.schemas import PrincipleSet, draft_principles, principle_draft_model
 from lapt.spaces import Genotype, SearchSpace
+from lapt.transfer.evidence import layer_statistics
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ check, or was cut at the length limit                       model, at most ``max
 ==========================================================  =============================================
 
 Requests: strict structured output where the schema allows it (all of lapt's do, see
-:mod:`lapt.llm_schema`); ``temperature`` 0 unless ``--llm-option`` says otherwise; an answer cap that
+:mod:`lapt.llm.schema`); ``temperature`` 0 unless ``--llm-option`` says otherwise; an answer cap that
 keeps request and answer inside a 4,096-token context (Ollama's default) unless ``max_tokens`` is set;
 the JSON schema is written into the prompt only for the methods that do not carry it (JSON mode, text).
 
@@ -36,7 +36,7 @@ the JSON schema is written into the prompt only for the methods that do not carr
 response hook that rejects 200 answers that are not chat completions (an HTML page from a proxy, a
 truncated or choice-less body): without it they surface as ``AttributeError`` deep inside LangChain.
 
-With a :class:`~lapt.llm_cache.ResponseCache`, answers are looked up by the exact request before any
+With a :class:`~lapt.llm.cache.ResponseCache`, answers are looked up by the exact request before any
 HTTP call; a hit counts in ``reply.cached_calls``, not ``reply.calls``. Secrets never reach an error
 message or an attempt line: the API key, the password of the base URL (and anything shaped like
 ``sk-...``) are redacted.
@@ -67,11 +67,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from lapt.agents.llm_answers import AnswerRejected, extract
 from lapt.agents.llm_servers import classify_refusal, server_message, too_long
 from lapt.agents.reasoner import AgentReply, AgentRequest, FailureKind, checked
-from lapt.config import LLMConfig
 from lapt.errors import UserError
-from lapt.llm_cache import CachedAnswer, ResponseCache, request_key
-from lapt.llm_schema import llm_json_schema, llm_json_schema_text, strict_problems
-from lapt.redaction import redact, redact_url, register_secret
+from lapt.llm.cache import CachedAnswer, ResponseCache, request_key
+from lapt.llm.redaction import redact, redact_url, register_secret
+from lapt.llm.schema import llm_json_schema, llm_json_schema_text, strict_problems
+from lapt.runs.config import LLMConfig
 
 METHODS = ("json_schema", "json_mode", "function_calling", "text")
 DEFAULT_TEMPERATURE = 0.0
@@ -113,7 +113,7 @@ class NoStructuredOutput(Exception):
 class LLMSettings:
     """How to reach the model, as this process uses it: the real URL and the key (never written anywhere).
 
-    What a run records is :meth:`config` (an :class:`~lapt.config.LLMConfig`, URL password redacted).
+    What a run records is :meth:`config` (an :class:`~lapt.runs.config.LLMConfig`, URL password redacted).
 
     Attributes:
         base_url: the server's URL as given, credentials included; None for the OpenAI API.

@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from lapt.agents.reasoner import AgentReply, AgentRequest, checked
-from lapt.evidence import HIT_QUANTILE
-from lapt.regions import PROTECT_TOP, evidence_region, layer_scores, untried_region
 from lapt.schemas import Principle, PrincipleDraft
 from lapt.spaces import LayerSpec, MaskSpec
+from lapt.transfer.evidence import HIT_QUANTILE
+from lapt.transfer.regions import PROTECT_TOP, evidence_region, layer_scores, untried_region
 
 DOMINANT_SHARE = 0.9  # an op on >= 90 % of the top architectures is kept alone
 AVOID_RATIO = 0.5  # an op whose hit rate is under half the base rate is advised against
@@ -222,12 +222,12 @@ class OfflineReasoner:
     def _adapt_from_evidence(self, payload: dict[str, Any], stalled: bool) -> dict[str, Any] | None:
         """Principles stating the region the target evidence supports (None when it has no hit rates).
 
-        Each layer keeps its ops ranked by calibrated hit rate (see :mod:`lapt.target_evidence`) while they
-        are at least :data:`~lapt.regions.KEEP_RATIO` of the chance rate, plus the ops of the best target
-        architectures so far (:data:`~lapt.regions.PROTECT_TOP`), so that the region keeps the search's own
+        Each layer keeps its ops ranked by calibrated hit rate (see :mod:`lapt.transfer.target_evidence`) while they
+        are at least :data:`~lapt.transfer.regions.KEEP_RATIO` of the chance rate, plus the ops of the best target
+        architectures so far (:data:`~lapt.transfer.regions.PROTECT_TOP`), so that the region keeps the search's own
         best results; the rest are advised against, so the refiner allows exactly the kept ones. On the
         stalled branch, a region tried before is changed
-        (:func:`~lapt.regions.untried_region`) until it is new: the search never goes back to a region that
+        (:func:`~lapt.transfer.regions.untried_region`) until it is new: the search never goes back to a region that
         stopped paying.
         """
         evidence = payload.get("evidence")

@@ -14,7 +14,7 @@ from pathlib import Path
 from string import Template
 
 from lapt.errors import UserError
-from lapt.input_files import MB, read_input_text
+from lapt.files.inputs import MB, read_input_text
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 MAX_PROMPT_BYTES = 1 * MB

@@ -9,9 +9,9 @@ from lapt.agents import compact
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentRequest, Reasoner
-from lapt.masks import MaskBase, mask_model, to_spec
 from lapt.schemas import PrincipleSet
 from lapt.spaces import MaskSpec, SearchSpace
+from lapt.transfer.masks import MaskBase, mask_model, to_spec
 
 Refiner = Callable[..., AgentOutcome[MaskBase]]
 

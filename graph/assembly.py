@@ -19,14 +19,15 @@ from lapt.agents.learner import SourceData, make_principle_learner
 from lapt.agents.prompts import PromptSet, load_prompts
 from lapt.agents.reasoner import Reasoner
 from lapt.agents.refiner import make_space_refiner
-from lapt.config import RunSettings
 from lapt.errors import UserError
 from lapt.graph.context import Agents, RunContext
 from lapt.graph.tracing import traced_agent
+from lapt.runs.config import RunSettings
 from lapt.schemas import PrincipleSet
-from lapt.search_session import SearchParams, SearchSession
+from lapt.search.session import SearchParams, SearchSession
 from lapt.spaces import SearchSpace
-from lapt.tables import BenchmarkTable, table_for
+from lapt.tables.base import BenchmarkTable
+from lapt.tables.registry import table_for
 from lapt.tools.evaluation import Evaluator
 
 
@@ -46,7 +47,7 @@ def make_reasoner(llm: Any = None, cache_path: Path | str | None = None) -> Reas
 
         return OfflineReasoner()
     from lapt.agents.llm import LLMReasoner
-    from lapt.llm_cache import ResponseCache
+    from lapt.llm.cache import ResponseCache
 
     return LLMReasoner(llm, cache=ResponseCache(cache_path) if cache_path else None)
 

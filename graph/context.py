@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from lapt.agents.adapter import Adapter
 from lapt.agents.learner import Learner, SourceData
 from lapt.agents.refiner import Refiner
-from lapt.config import RunSettings
+from lapt.runs.config import RunSettings
 from lapt.schemas import PrincipleSet
-from lapt.search_session import SearchSession
+from lapt.search.session import SearchSession
 from lapt.spaces import SearchSpace
 from lapt.tools.evaluation import Evaluator
 

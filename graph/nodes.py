@@ -7,7 +7,7 @@ the progress bar and the trace (:mod:`lapt.graph.recorder`).
 
 The search steps outside the refined region now and then and draws ops by the target evidence
 (:mod:`lapt.strategies.escape`); a stalled search is never sent back to a region it tried, whatever the
-refiner answered (:func:`lapt.regions.untried_region`).
+refiner answered (:func:`lapt.transfer.regions.untried_region`).
 
 Agents that give no valid answer are recorded as failed decisions, never hidden: a learner without
 principles ends the run (unless the settings say ``on_agent_failure="continue"``); a refiner without a
@@ -23,11 +23,11 @@ from lapt.agents.adapter import AdaptInput, TargetRow
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
-from lapt.masks import from_spec, full_mask, mask_model, to_spec
-from lapt.regions import layer_scores, untried_region
+from lapt.runs.summary import STOPPED_BY_LEARNER
 from lapt.schemas import PrincipleSet
-from lapt.summary import STOPPED_BY_LEARNER
-from lapt.target_evidence import evidence_of, op_weights, source_archs
+from lapt.transfer.masks import from_spec, full_mask, mask_model, to_spec
+from lapt.transfer.regions import layer_scores, untried_region
+from lapt.transfer.target_evidence import evidence_of, op_weights, source_archs
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def search(state: LaptState, ctx: RunContext) -> dict[str, Any]:
 def adapt(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     """Update the principles: the improved branch learns from the best target architectures, the stalled
     branch asks for other ops based on the original principles; both see the target evidence (how each
-    op did on the target against the sources' prediction, :mod:`lapt.target_evidence`)."""
+    op did on the target against the sources' prediction, :mod:`lapt.transfer.target_evidence`)."""
     session = ctx.search
     session.sync(state)
     s = ctx.settings

@@ -7,7 +7,7 @@ facts that come next and skips the ones it already has: LangGraph re-emits the u
 re-applies on a resume, and those must not be written twice.
 
 The record is the run directory's ``trials.jsonl``, ``decisions.jsonl``, ``principles/`` and
-``masks/`` (when the run has one), the same lists in memory (what :class:`~lapt.run_result.RunResult`
+``masks/`` (when the run has one), the same lists in memory (what :class:`~lapt.runs.result.RunResult`
 returns), the progress bar, and the principle library (each new principle set, once).
 
 Resuming (:meth:`RunRecorder.resume`): a killed process may have written its files ahead of its last
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lapt.errors import UserError
-from lapt.run_dir import DECISIONS, MASKS, PRINCIPLES, TRIALS, RunDirectory
+from lapt.runs.directory import DECISIONS, MASKS, PRINCIPLES, TRIALS, RunDirectory
 
 
 class RunRecorder:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lapt.config import RunSettings
 from lapt.graph.state import LaptState
+from lapt.runs.config import RunSettings
 
 
 def after_learn(state: LaptState) -> Literal["refine_space", "finish"]:

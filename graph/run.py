@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from lapt.agents.reasoner import Reasoner
-from lapt.config import RunSettings, TrainSettings
 from lapt.errors import AgentFailure, EnvironmentFailure, UserError
 from lapt.graph.assembly import build_agents, build_context, make_reasoner, prompts_for, search_session
 from lapt.graph.build import build_graph
@@ -34,15 +33,16 @@ from lapt.graph.durable import CHECKPOINTS, EVAL_CACHE, LLM_CACHE, open_saver, t
 from lapt.graph.recorder import RunRecorder
 from lapt.graph.routing import recursion_limit
 from lapt.graph.tracing import open_trace, tracer_config
-from lapt.principle_store import PrincipleProvenance
-from lapt.run_dir import RunDirectory, atomic_write
-from lapt.run_identity import check_same_run, config_fingerprint, run_config
-from lapt.run_lock import RunLock
-from lapt.run_result import RunResult
+from lapt.principles.store import PrincipleProvenance
+from lapt.runs.config import RunSettings, TrainSettings
+from lapt.runs.directory import RunDirectory, atomic_write
+from lapt.runs.identity import check_same_run, config_fingerprint, run_config
+from lapt.runs.lock import RunLock
+from lapt.runs.result import RunResult
+from lapt.runs.summary import STOPPED_BY_LEARNER, summarize
 from lapt.schemas import PrincipleSet, Trial
 from lapt.spaces import SearchSpace
-from lapt.summary import STOPPED_BY_LEARNER, summarize
-from lapt.tables import evaluation_table
+from lapt.tables.registry import evaluation_table
 from lapt.tools.eval_cache import CachingEvaluator, EvalCache
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors import make_evaluation
@@ -274,7 +274,7 @@ class _Run:
         store = self.request.store
         if store is False or (store is None and self.w is None):
             return None
-        from lapt.principle_store import PrincipleStore
+        from lapt.principles.store import PrincipleStore
 
         library = PrincipleStore(None if store in (None, True) else str(store), busy_timeout_s=LIBRARY_WAIT_S)
         run_id = self.w.path.name if self.w is not None else ""

@@ -52,7 +52,7 @@ class LaptState(TypedDict, total=False):
         decisions: the most recent decisions (each with its position ``seq`` in ``decisions.jsonl``).
         n_decisions: decisions made so far.
         pending: the proposals waiting for evaluation: ``{"id", "index", "arch", "mask_version"}``.
-        search: the search strategy's constant-size state (see :mod:`lapt.search_session`).
+        search: the search strategy's constant-size state (see :mod:`lapt.search.session`).
         round: adaptation rounds done.
         since_adapt: evaluations since the last adaptation.
         adapted_at: ``n_trials`` at the last adaptation (trials after it are "new" to the adapter).

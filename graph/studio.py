@@ -1,6 +1,6 @@
 """Entry point for LangGraph Studio and ``langgraph dev`` (see langgraph.json).
 
-A server passes the run context as JSON: the fields of :class:`lapt.config.RunSettings`, e.g.
+A server passes the run context as JSON: the fields of :class:`lapt.runs.config.RunSettings`, e.g.
 ``{"space": "nb201", "sources": ["cifar10"], "target": "cifar100", "budget": 20}``. The graph is built
 with a resolver that turns those settings into a RunContext (offline reasoner, table evaluator, kept in
 memory), once per distinct settings. Like the CLI, this module is a composition root. Runs started here
@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from lapt.config import RunSettings, resolve_settings
 from lapt.graph.assembly import build_agents, build_context, make_reasoner, prompts_for, search_session
 from lapt.graph.build import build_graph
 from lapt.graph.context import RunContext
+from lapt.runs.config import RunSettings, resolve_settings
 from lapt.tools.executors import make_evaluation
 
 

@@ -2,7 +2,7 @@
 
 :class:`FileTraceClient` is a ``langsmith.Client`` that sends nothing: runs from LangChain's tracers and
 from ``langsmith`` run trees (``@traceable``, ``langsmith.trace``) go to a
-:class:`~lapt.trace_file.TraceWriter` instead. With live tracing (``LANGSMITH_TRACING=true``) every line
+:class:`~lapt.runs.trace_file.TraceWriter` instead. With live tracing (``LANGSMITH_TRACING=true``) every line
 written is also sent, redacted exactly as written and with the same ids, to LangSmith or any server
 speaking its API, by a :class:`LiveForwarder` on a daemon thread. :func:`upload_runs` sends a saved
 trace later (``lapt trace upload``).
@@ -28,8 +28,8 @@ import requests
 from urllib3.util.retry import Retry
 
 from lapt.errors import UserError
-from lapt.redaction import Redactor, redact
-from lapt.trace_file import RUN_FIELDS, TraceWriter
+from lapt.llm.redaction import Redactor, redact
+from lapt.runs.trace_file import RUN_FIELDS, TraceWriter
 
 
 def _iso(value: Any) -> Any:
@@ -86,11 +86,11 @@ class FileTraceClient(langsmith.Client):
         return None if self.forwarder is None else str(self.forwarder.client.api_url)
 
     def post(self, record: dict[str, Any], inputs: Any = None) -> None:
-        """A run started (see :meth:`lapt.trace_file.TraceWriter.post`)."""
+        """A run started (see :meth:`lapt.runs.trace_file.TraceWriter.post`)."""
         self.writer.post(record, inputs)
 
     def patch(self, run_id: str, fields: Mapping[str, Any]) -> None:
-        """A run ended (see :meth:`lapt.trace_file.TraceWriter.patch`)."""
+        """A run ended (see :meth:`lapt.runs.trace_file.TraceWriter.patch`)."""
         self.writer.patch(run_id, fields)
 
     # -- the langsmith.Client interface (LangChainTracer, @traceable, langsmith.trace) ----------------

@@ -61,11 +61,11 @@ from lapt.graph.trace_client import (
     live_client,
     live_tracing_requested,
 )
-from lapt.masks import MaskBase
-from lapt.redaction import register_secret
+from lapt.llm.redaction import register_secret
+from lapt.runs.trace_file import TRACE_FILE
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
-from lapt.trace_file import TRACE_FILE
+from lapt.transfer.masks import MaskBase
 
 ROOT_RUN_NAME = "lapt"
 _STATE_KEYS = frozenset(LaptState.__annotations__)
@@ -602,7 +602,7 @@ def open_trace(run_dir: Path | None, settings: Any, llm: Any = None) -> TraceSes
     """
     if run_dir is None:
         return None
-    from lapt import __version__
+    from lapt.version import __version__
 
     key = getattr(llm, "api_key", None)
     secrets = [key.get_secret_value()] if key is not None else []

@@ -4,7 +4,7 @@
 >>> result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=20, seed=0)
 >>> result.summary["best"]["test"]  # doctest: +SKIP
 
-A thin facade: settings are validated here (:func:`lapt.config.resolve_settings`) and the run is put
+A thin facade: settings are validated here (:func:`lapt.runs.config.resolve_settings`) and the run is put
 together and executed by :mod:`lapt.graph.run`. ``reasoner=`` is the seam for embedders and tests: any
 object with ``complete(AgentRequest) -> AgentReply`` answers the agents instead of the offline miner or
 an LLM.
@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lapt.config import RunSettings, resolve_settings
 from lapt.errors import UserError
-from lapt.run_dir import RunDirectory, default_run_dir
-from lapt.run_result import RunResult
+from lapt.runs.config import RunSettings, resolve_settings
+from lapt.runs.directory import RunDirectory, default_run_dir
+from lapt.runs.result import RunResult
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace, get_space
-from lapt.tables import evaluation_table
+from lapt.tables.registry import evaluation_table
 
 if TYPE_CHECKING:
     from lapt.agents.reasoner import Reasoner
@@ -54,7 +54,7 @@ def run(
     """Run LAPT end to end: learn principles, refine the space, search, adapt, until the budget is spent.
 
     Args:
-        space, sources, target, budget, seed: the run; see :class:`~lapt.config.RunSettings` for the rest.
+        space, sources, target, budget, seed: the run; see :class:`~lapt.runs.config.RunSettings` for the rest.
         llm: an :class:`~lapt.agents.llm.LLMSettings` to use a language model; None for the offline miner.
         reasoner: answer the agents with this reasoner instead (it is not recorded in the settings).
         run_dir: where to write the run (a path), a new folder under ``./runs`` (None or True), or nowhere
@@ -153,7 +153,7 @@ def resume(
     its server URL held a password (recorded redacted), the URL again: ``llm_base_url`` or
     ``OPENAI_BASE_URL``. A finished run is returned as it is.
     """
-    from lapt.run_identity import read_stored_run
+    from lapt.runs.identity import read_stored_run
 
     path = Path(run_dir)
     stored = read_stored_run(RunDirectory(path).read_config(), path)
@@ -186,7 +186,7 @@ def _llm_from_public(config: Any, base_url: str | None = None) -> Any:
     from pydantic import SecretStr
 
     from lapt.agents.llm import LLMSettings
-    from lapt.redaction import redact_url
+    from lapt.llm.redaction import redact_url
 
     key = os.environ.get("OPENAI_API_KEY")
     if not key and not config.base_url:

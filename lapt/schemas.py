@@ -1,6 +1,6 @@
 """Records that cross an LLM, disk or CLI boundary: principles, trials.
 
-Masks live in :mod:`lapt.masks` because their schema is built per search space; so does the answer
+Masks live in :mod:`lapt.transfer.masks` because their schema is built per search space; so does the answer
 schema of the principle learner and the adapter (:func:`principle_draft_model`), whose layer and op
 fields are enums of one space's names. What is stored (:class:`PrincipleSet`) stays space-independent,
 so principles can be transferred to other spaces.

@@ -14,7 +14,7 @@ import time
 def time_table_loading() -> float:
     """Load the three NB201 datasets and the TNB101 table in a fresh interpreter (no warm cache)."""
     code = (
-        "import time; t=time.perf_counter(); from lapt.tables import load_table; "
+        "import time; t=time.perf_counter(); from lapt.tables.builtin import load_table; "
         "[load_table(n) for n in ('nb201', 'tnb101')]; print(time.perf_counter()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -25,7 +25,7 @@ def rea_steps_per_second(steps: int) -> float:
     """Ask/tell steps per second of REA (population 5, tournament 2) against the NB201 CIFAR-10 table."""
     from lapt.spaces import get_space
     from lapt.strategies import make_strategy
-    from lapt.tables import load_table
+    from lapt.tables.builtin import load_table
 
     space = get_space("nb201")
     val = load_table("nb201").values("cifar10")

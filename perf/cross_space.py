@@ -17,10 +17,10 @@ import lapt
 from lapt.agents.learner import SourceData, make_principle_learner
 from lapt.agents.offline import OfflineReasoner
 from lapt.agents.prompts import load_prompts
-from lapt.principle_transfer import transfer_principles
+from lapt.principles.cross_space import transfer_principles
 from lapt.spaces import get_space
 from lapt.strategies import make_strategy
-from lapt.tables import load_table
+from lapt.tables.builtin import load_table
 
 TARGETS = ("class_scene", "class_object", "room_layout")
 

@@ -32,7 +32,7 @@ def training_run(label: str, args: argparse.Namespace) -> dict[str, Any]:
     separates the gain of running trials in parallel from the gain of one thread per small network).
     """
     from lapt.api import execute, resolve_settings
-    from lapt.config import TrainSettings
+    from lapt.runs.config import TrainSettings
     from lapt.tools.train_adapter import make_training_evaluator
 
     executor, _, threads = label.partition(":")

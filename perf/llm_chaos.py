@@ -43,8 +43,8 @@ def invalid_masks(run_dir: Path, max_ops: int) -> list[str]:
     """
     from pydantic import ValidationError
 
-    from lapt.masks import full_mask, mask_model
     from lapt.spaces import get_space
+    from lapt.transfer.masks import full_mask, mask_model
 
     space = get_space("nb201")
     full = full_mask(space).layer_choices()

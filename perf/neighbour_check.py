@@ -20,7 +20,8 @@ import statistics
 from lapt.spaces.cell import CellSpace
 from lapt.strategies import make_strategy
 from lapt.strategies.escape import RegionEscape
-from lapt.tables import BenchmarkTable, load_table
+from lapt.tables.base import BenchmarkTable
+from lapt.tables.builtin import load_table
 
 BUDGETS = {"nb201": 20, "tnb101": 50}
 

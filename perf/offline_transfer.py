@@ -15,10 +15,10 @@ import statistics
 import time
 
 import lapt
-from lapt.metrics import thresholds
+from lapt.search.metrics import thresholds
 from lapt.spaces import get_space
 from lapt.strategies import make_strategy
-from lapt.tables import load_table
+from lapt.tables.builtin import load_table
 
 TASKS = ("cifar10", "cifar100", "ImageNet16-120")
 
@@ -51,7 +51,7 @@ def overhead(budget: int) -> None:
     table = load_table("nb201")
     optimum, _ = thresholds(table.values("cifar100"))
     r = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=budget, seed=0, adapt=False)
-    mask = lapt.masks.to_spec(space, lapt.masks.mask_model(space)(**r.masks[0]["mask"]))
+    mask = lapt.transfer.masks.to_spec(space, lapt.transfer.masks.mask_model(space)(**r.masks[0]["mask"]))
     graph_times, loop_times = [], []
     for _ in range(3):
         start = time.perf_counter()

@@ -32,9 +32,9 @@ os.environ.setdefault("LANGSMITH_TRACING", "false")
 
 def plain_loop(budget: int, seed: int) -> tuple[float, float]:
     """Seconds for ``budget`` REA ask/evaluate/tell steps over the NB201 table (no graph, no files)."""
-    from lapt.config import resolve_settings
+    from lapt.runs.config import resolve_settings
     from lapt.strategies import make_strategy
-    from lapt.tables import load_table
+    from lapt.tables.builtin import load_table
     from lapt.tools.evaluation import TabularEvaluator, evaluate_trial
 
     settings, space = resolve_settings(space="nb201", sources=["cifar10"], target="cifar100", budget=budget, seed=seed)
@@ -53,7 +53,7 @@ def durable_run(budget: int, seed: int, root: Path) -> tuple[float, float, dict[
     """Seconds (wall, CPU of all threads) for one durable run of ``budget`` evaluations, and the bytes of
     each file of its folder."""
     from lapt.api import execute
-    from lapt.config import resolve_settings
+    from lapt.runs.config import resolve_settings
 
     settings, space = resolve_settings(space="nb201", sources=["cifar10"], target="cifar100", budget=budget, seed=seed)
     run_dir = root / f"run-{budget}"

@@ -89,7 +89,7 @@ def main() -> None:
     args = p.parse_args()
 
     from lapt.api import resolve_settings
-    from lapt.trace_file import TRACE_FILE, read_trace, tree_problems
+    from lapt.runs.trace_file import TRACE_FILE, read_trace, tree_problems
 
     settings, space = resolve_settings(
         space="nb201", sources=["cifar10"], target="cifar100", budget=args.budget, seed=0

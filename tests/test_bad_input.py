@@ -26,8 +26,8 @@ BASE = ("run", "--space", "nb201", "--source", "cifar10", "--target", "cifar100"
 
 # Runs the CLI with the package's benchmark tables read from a folder given as argv[1].
 WITH_DATA_DIR = (
-    "import sys, pathlib, lapt.tables\n"
-    "lapt.tables.DATA_DIR = pathlib.Path(sys.argv[1])\n"
+    "import sys, pathlib, lapt.tables.builtin\n"
+    "lapt.tables.builtin.DATA_DIR = pathlib.Path(sys.argv[1])\n"
     "from lapt.cli import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
 )

@@ -13,8 +13,8 @@ import pytest
 
 from lapt.cli import main
 from lapt.experiments.oracle import best_region
-from lapt.metrics import incumbent_at, mean_std, paper_outcome, reported_metric
 from lapt.schemas import Status, Trial
+from lapt.search.metrics import incumbent_at, mean_std, paper_outcome, reported_metric
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -216,8 +216,8 @@ def test_report_refuses_a_damaged_bench(tmp_path: Path, capsys):
 
 def test_mask_statistics_follow_the_active_mask(nb201):
     from lapt.experiments.methods import _mask_counts
-    from lapt.masks import from_spec
     from lapt.spaces import MaskSpec
+    from lapt.transfer.masks import from_spec
 
     conv = ("nor_conv_1x1", "nor_conv_3x3")
     region = MaskSpec(ops=(conv, conv, conv, ("skip_connect",), conv, conv))

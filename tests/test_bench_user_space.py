@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from lapt.cli import main
-from lapt.masks import mask_model, to_spec
 from lapt.spaces import get_space
-from lapt.tables import table_for
+from lapt.tables.registry import table_for
+from lapt.transfer.masks import mask_model, to_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits_family" / "digits_space.toml"

@@ -12,7 +12,7 @@ from ask_tell import drive
 from lapt.spaces import MaskSpec, get_space
 from lapt.strategies import make_strategy
 from lapt.strategies.escape import P_MAX, P_MIN, RegionEscape, prob_greater
-from lapt.tables import load_table
+from lapt.tables.builtin import load_table
 
 SPACE = get_space("tnb101")
 TABLE = load_table("tnb101")

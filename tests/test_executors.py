@@ -139,7 +139,7 @@ def executor(request):
 
 # -- the contract, for every single-machine executor -------------------------------------------------
 def test_tabular_outcomes_match_local_and_the_table(executor, local_outcomes, tmp_path):
-    from lapt.tables import load_table
+    from lapt.tables.builtin import load_table
 
     table = load_table("nb201")
     expected = [table.lookup(get_space("nb201").from_str(a), TASK) for a in ARCHS]
@@ -252,7 +252,7 @@ def test_executor_ray_without_ray_says_how_to_install_it(monkeypatch, capsys, tm
 
 # -- the training evaluator as an Evaluator -----------------------------------------------------------
 def test_training_adapter_translates_genotypes_and_results(nb201, darts):
-    from lapt.config import TrainSettings
+    from lapt.runs.config import TrainSettings
     from lapt.tools.executors import build_evaluator, training_spec
     from lapt.tools.train_adapter import genotype_json, make_training_evaluator, outcome_of
 

@@ -11,7 +11,7 @@ import lapt
 from lapt.agents.offline import OfflineReasoner
 from lapt.agents.reasoner import AgentReply, AgentRequest
 from lapt.errors import AgentFailure, UserError
-from lapt.masks import mask_model
+from lapt.transfer.masks import mask_model
 
 
 class RecordingReasoner:
@@ -69,7 +69,7 @@ def test_no_adapt_means_transfer_only(recording):
 
 
 def test_learner_sees_only_source_data(recording):
-    from lapt.tables import load_table
+    from lapt.tables.builtin import load_table
 
     result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=5, seed=0, reasoner=recording)
     learn = [r for r in recording.requests if r.kind == "learn"]

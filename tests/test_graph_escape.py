@@ -7,8 +7,8 @@ import pytest
 import lapt
 from lapt.agents.offline import OfflineReasoner
 from lapt.agents.reasoner import AgentReply, AgentRequest
-from lapt.masks import mask_model, to_spec
 from lapt.spaces import get_space
+from lapt.transfer.masks import mask_model, to_spec
 
 TNB = get_space("tnb101")
 

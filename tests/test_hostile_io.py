@@ -165,7 +165,7 @@ TRACE_FULL_DISK = textwrap.dedent(
     """
     import json, resource, signal, sys
     from pathlib import Path
-    from lapt.trace_file import TraceWriter
+    from lapt.runs.trace_file import TraceWriter
 
     path = Path(sys.argv[1])
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing

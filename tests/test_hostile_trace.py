@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trace import FakeLangSmith
 
-from lapt.trace_file import read_trace
+from lapt.runs.trace_file import read_trace
 
 KEY = "lsv2_pt_0123456789abcdef0123456789abcdef_0123456789"
 RUN = ("run", "--source", "cifar10", "--target", "cifar100", "--budget", "30", "--seed", "1", "--quiet")

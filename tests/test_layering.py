@@ -84,3 +84,107 @@ def test_the_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_pa
         "def f():\n    import langsmith\n    from lapt.agents import llm\n"
     )
     assert set(_imports(module)) == {"typing", "lapt.graph.run", "langsmith", "lapt.agents"}
+
+
+# --- no import circles -------------------------------------------------------------------------------------------
+
+# source folder -> the package it is installed as (pyproject's package-dir)
+PACKAGES = {"lapt": "lapt", "agents": "lapt.agents", "graph": "lapt.graph", "tools": "lapt.tools"}
+
+
+def _module_names(root: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every source file of the installed packages under ``root``."""
+    modules = {}
+    for folder, package in PACKAGES.items():
+        for path in (root / folder).rglob("*.py"):
+            parts = path.relative_to(root / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join((package, *parts))] = path
+    return modules
+
+
+def _edges(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``name`` imports, at any level: ``from P import m`` names the module ``P.m``
+    when that is a module, else the package ``P``; relative imports are resolved against ``name``."""
+    is_package = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        out |= {t for t in targets if t in modules and t != name}
+    return out
+
+
+def import_circles(root: Path) -> list[list[str]]:
+    """Every set of project modules that import each other in a circle (strongly connected components of
+    more than one module, Tarjan's algorithm), each sorted, function-level and ``TYPE_CHECKING`` imports
+    included: a circle that only works because one side imports late is still a circle."""
+    modules = _module_names(root)
+    graph = {name: _edges(name, path, modules) for name, path in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph)))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_no_import_circles():
+    assert import_circles(ROOT) == []
+
+
+def test_the_circle_check_fails_on_a_circle_of_late_imports(tmp_path):
+    for folder in PACKAGES:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "lapt" / "a.py").write_text("def f():\n    from lapt.b import g\n")
+    (tmp_path / "lapt" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n"
+    )
+    (tmp_path / "lapt" / "c.py").write_text("import lapt.a\n")
+    (tmp_path / "graph" / "x.py").write_text("from lapt.graph import y\n")
+    (tmp_path / "graph" / "y.py").write_text("from .x import *\n")
+    assert sorted(import_circles(tmp_path)) == [["lapt.a", "lapt.b"], ["lapt.graph.x", "lapt.graph.y"]]
+
+
+def test_the_package_root_holds_only_what_the_whole_package_shares():
+    """lapt/'s root keeps the public API, the shared schemas and errors; everything else lives in a
+    package named for its concern (runs, transfer, principles, llm, tables, spaces, ...)."""
+    root_modules = sorted(p.name for p in (ROOT / "lapt").glob("*.py"))
+    assert len(root_modules) <= 8, root_modules

@@ -18,9 +18,9 @@ from lapt.agents.llm import LLMReasoner, LLMSettings
 from lapt.agents.llm_answers import candidates, split_reasoning
 from lapt.agents.prompts import load_prompts
 from lapt.agents.refiner import make_space_refiner
-from lapt.llm_cache import ResponseCache
-from lapt.masks import MaskBase
+from lapt.llm.cache import ResponseCache
 from lapt.schemas import Principle, PrincipleSet
+from lapt.transfer.masks import MaskBase
 
 PRINCIPLES = PrincipleSet(
     version=0,

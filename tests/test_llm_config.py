@@ -10,7 +10,7 @@ from fake_openai import FakeOpenAI
 
 from lapt.agents.llm import LLMConfigError, LLMSettings, make_llm_reasoner
 from lapt.cli import main
-from lapt.config import LLMConfig, RunSettings
+from lapt.runs.config import LLMConfig, RunSettings
 
 RUN = ("run", "--space", "nb201", "--source", "cifar10", "--target", "cifar100", "--quiet", "--no-store")
 PASSWORD = "s3cret-Passw0rd-xyz"
@@ -62,7 +62,7 @@ def test_bad_base_url_from_the_environment_names_its_source(capsys, tmp_path, mo
 
 
 def test_options_are_parsed_as_json_scalars_or_strings():
-    from lapt.config import parse_llm_option
+    from lapt.runs.config import parse_llm_option
 
     assert parse_llm_option("temperature=0.7") == ("temperature", 0.7)
     assert parse_llm_option("reasoning_effort=low") == ("reasoning_effort", "low")

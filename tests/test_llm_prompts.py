@@ -18,9 +18,9 @@ from lapt.agents.llm import LLMReasoner, LLMSettings
 from lapt.agents.offline import OfflineReasoner
 from lapt.agents.prompts import load_prompts
 from lapt.agents.refiner import make_space_refiner
-from lapt.llm_cache import ResponseCache
-from lapt.masks import from_spec, mask_model, to_spec
+from lapt.llm.cache import ResponseCache
 from lapt.schemas import Principle, PrincipleSet
+from lapt.transfer.masks import from_spec, mask_model, to_spec
 
 EDGES = ("edge_0_1", "edge_0_2", "edge_1_2", "edge_0_3", "edge_1_3", "edge_2_3")
 LAYERED = PrincipleSet(

@@ -21,9 +21,9 @@ from lapt.agents.learner import SourceData, make_principle_learner
 from lapt.agents.llm import LLMConfigError, LLMReasoner, LLMSettings
 from lapt.agents.prompts import load_prompts
 from lapt.agents.refiner import make_space_refiner
-from lapt.llm_cache import CachedAnswer, ResponseCache, request_key
-from lapt.masks import MaskBase
+from lapt.llm.cache import CachedAnswer, ResponseCache, request_key
 from lapt.schemas import Principle, PrincipleSet
+from lapt.transfer.masks import MaskBase
 
 PRINCIPLES = PrincipleSet(
     version=0,

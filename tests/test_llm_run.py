@@ -19,10 +19,10 @@ from fake_openai import CHAOS_FAULTS, FakeOpenAI
 
 from lapt.agents import compact
 from lapt.agents.llm import LLMSettings
-from lapt.llm_cache import ResponseCache
-from lapt.masks import full_mask, mask_model
+from lapt.llm.cache import ResponseCache
 from lapt.spaces import SearchSpace
-from lapt.tables import load_table
+from lapt.tables.builtin import load_table
+from lapt.transfer.masks import full_mask, mask_model
 
 RUN = ("run", "--space", "nb201", "--source", "cifar10", "--target", "cifar100", "--budget", "20", "--quiet")
 # Every fault that a retry or a repair can absorb (no slow one: it would only cost wall time here).

@@ -1,7 +1,7 @@
 """Answer schemas per space: names as enums, OpenAI strict-mode rules for every space, no developer notes.
 
-What a model is sent is :func:`lapt.llm_schema.llm_json_schema` of the per-space mask and principle
-models; :func:`lapt.llm_schema.strict_problems` checks it against OpenAI's strict structured-output rules.
+What a model is sent is :func:`lapt.llm.schema.llm_json_schema` of the per-space mask and principle
+models; :func:`lapt.llm.schema.strict_problems` checks it against OpenAI's strict structured-output rules.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from lapt.agents.learner import SourceData, make_principle_learner
 from lapt.agents.llm import LLMReasoner, LLMSettings
 from lapt.agents.prompts import load_prompts
-from lapt.llm_schema import llm_json_schema, strict_problems
-from lapt.masks import mask_model
+from lapt.llm.schema import llm_json_schema, strict_problems
 from lapt.schemas import PrincipleDraft, PrincipleSet, draft_principles, principle_draft_model
 from lapt.spaces import get_space
+from lapt.transfer.masks import mask_model
 
 TOY = Path(__file__).resolve().parents[1] / "examples" / "toy_space" / "toy_space.toml"
 MIXED = """

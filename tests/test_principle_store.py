@@ -16,7 +16,7 @@ import pytest
 
 from lapt.cli import main
 from lapt.errors import UserError
-from lapt.principle_store import (
+from lapt.principles.store import (
     ENV_VAR,
     PrincipleProvenance,
     PrincipleStore,
@@ -175,7 +175,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from test_principle_store import make_prov, make_set
-    from lapt.principle_store import PrincipleStore
+    from lapt.principles.store import PrincipleStore
 
     store = PrincipleStore(sys.argv[1])
     worker, count = sys.argv[2], int(sys.argv[3])

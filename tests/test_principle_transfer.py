@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lapt.masks import mask_model
-from lapt.principle_transfer import transfer_principles
+from lapt.principles.cross_space import transfer_principles
 from lapt.schemas import Principle, PrincipleSet
 from lapt.spaces import get_space
+from lapt.transfer.masks import mask_model
 
 TOY = Path(__file__).resolve().parents[1] / "examples" / "toy_space" / "toy_space.toml"
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import lapt
-from lapt.run_identity import source_sha256
+from lapt.runs.identity import source_sha256
 from lapt.tools.evaluation import Outcome, TabularEvaluator
 
 BUDGET = 40
@@ -274,8 +274,8 @@ def test_concurrent_runs_in_different_folders_do_not_interfere(tmp_path, tmp_pat
 
 
 def test_a_cached_trial_counts_as_a_successful_one(nb201):
-    from lapt.metrics import evals_to_reach, incumbent_curve
     from lapt.schemas import Status, Trial
+    from lapt.search.metrics import evals_to_reach, incumbent_curve
     from lapt.tools.evaluation import fitness_of
 
     def trial(i: int, status: Status, val: float | None) -> Trial:

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from lapt.errors import UserError
-from lapt.masks import mask_model, parse_mask, to_spec
 from lapt.spaces import MaskSpec, get_space
+from lapt.transfer.masks import mask_model, parse_mask, to_spec
 
 SPACES = ["nb201", "tnb101", "darts"]
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from ask_tell import drive
 
-from lapt.masks import mask_model, to_spec
 from lapt.spaces import MaskSpec, get_space
 from lapt.strategies import STRATEGIES, make_strategy
-from lapt.tables import load_table
+from lapt.tables.builtin import load_table
+from lapt.transfer.masks import mask_model, to_spec
 
 
 def _run(strategy, table, task, mask, steps):

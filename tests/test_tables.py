@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from lapt.errors import TableIntegrityError, UserError
-from lapt.tables import load_latency, load_table, read_verified
+from lapt.tables.builtin import load_latency, load_table, read_verified
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_unknown_task():
 
 
 def test_corrupted_and_truncated_tables_are_refused(tmp_path):
-    from lapt.tables import DATA_DIR
+    from lapt.tables.builtin import DATA_DIR
 
     shutil.copy(DATA_DIR / "tables.json", tmp_path / "tables.json")
     data = (DATA_DIR / "tnb101_micro.npz").read_bytes()

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from lapt.regions import evidence_region, layer_scores, untried_region
 from lapt.spaces import Genotype, MaskSpec, get_space
-from lapt.target_evidence import _spearman, op_weights, ranked_ops, target_evidence
+from lapt.transfer.regions import evidence_region, layer_scores, untried_region
+from lapt.transfer.target_evidence import _spearman, op_weights, ranked_ops, target_evidence
 
 SPACE = get_space("tnb101")
 ARCHS = tuple(SPACE.enumerate())

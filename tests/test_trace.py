@@ -19,8 +19,8 @@ import pytest
 from pydantic import SecretStr
 
 import lapt
-from lapt.redaction import Redactor
-from lapt.trace_file import TRACE_FILE, TraceWriter, read_trace, tree_problems
+from lapt.llm.redaction import Redactor
+from lapt.runs.trace_file import TRACE_FILE, TraceWriter, read_trace, tree_problems
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai_basic import FakeOpenAI

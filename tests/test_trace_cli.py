@@ -13,7 +13,7 @@ import pytest
 
 import lapt
 from lapt.cli import main
-from lapt.trace_file import TRACE_FILE, TraceWriter, read_trace
+from lapt.runs.trace_file import TRACE_FILE, TraceWriter, read_trace
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_trace import FakeLangSmith

@@ -16,12 +16,12 @@ import pytest
 
 from lapt.cli import main
 from lapt.errors import UserError
-from lapt.masks import parse_mask, to_spec
-from lapt.metrics import thresholds
+from lapt.search.metrics import thresholds
 from lapt.spaces.base import MaskSpec, SearchDefaults
 from lapt.spaces.user import load_user_space
-from lapt.spaces.user_table import load_user_table
 from lapt.strategies import make_strategy
+from lapt.tables.user import load_user_table
+from lapt.transfer.masks import parse_mask, to_spec
 
 # A macro chain of 4 to 6 modules: layer_5 and layer_6 are optional (op "none" leaves them out).
 MACRO = """\

@@ -24,7 +24,7 @@ import pytest
 import lapt
 from lapt.cli import main
 from lapt.errors import UserError
-from lapt.run_identity import source_sha256
+from lapt.runs.identity import source_sha256
 from lapt.spaces import get_space
 from lapt.tools.user_evaluator import FunctionEvaluator, outcome_of_result
 

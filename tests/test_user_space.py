@@ -18,12 +18,12 @@ import pytest
 
 from lapt.cli import main
 from lapt.errors import UserError
-from lapt.masks import mask_model, parse_mask, to_spec
 from lapt.spaces import get_space
 from lapt.spaces.base import SearchDefaults
 from lapt.spaces.user import UserSpace, load_user_space
-from lapt.spaces.user_table import ArchNotInTable, UserTable, load_user_table
-from lapt.tables import table_for
+from lapt.tables.registry import table_for
+from lapt.tables.user import ArchNotInTable, UserTable, load_user_table
+from lapt.transfer.masks import mask_model, parse_mask, to_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY_DIR = ROOT / "examples" / "toy_space"

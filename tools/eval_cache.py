@@ -28,8 +28,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from lapt.errors import UserError
+from lapt.files.sqlite_locks import enable_wal
 from lapt.spaces import Genotype, SearchSpace
-from lapt.sqlite_locks import enable_wal
 from lapt.tools.evaluation import Evaluator, Outcome
 
 _SCHEMA = (

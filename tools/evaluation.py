@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict
 
 from lapt.schemas import Status, Trial
 from lapt.spaces import Genotype, SearchSpace
-from lapt.spaces.user_table import ArchNotInTable
-from lapt.tables import BenchmarkTable, evaluation_table
+from lapt.tables.base import BenchmarkTable
+from lapt.tables.registry import evaluation_table
+from lapt.tables.user import ArchNotInTable
 
 
 class Outcome(BaseModel):

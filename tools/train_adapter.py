@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lapt.code_ref import CodeRef
-from lapt.config import TrainSettings, first_error
 from lapt.errors import UserError
+from lapt.files.code_ref import CodeRef
+from lapt.runs.config import TrainSettings, first_error
 from lapt.schemas import Status
 from lapt.spaces import Genotype, SearchSpace, get_space
 from lapt.tools.evaluation import Outcome
@@ -132,7 +132,7 @@ def check_trainable(space_name: str) -> None:
 def make_training_evaluator(
     settings: TrainSettings | dict[str, Any], space: str | None = None, num_threads: int | None = None
 ) -> TrainingAdapter:
-    """The training evaluator of a run's :class:`~lapt.config.TrainSettings` (or their JSON form).
+    """The training evaluator of a run's :class:`~lapt.runs.config.TrainSettings` (or their JSON form).
 
     Args:
         settings: the run's training settings.

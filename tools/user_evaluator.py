@@ -23,8 +23,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lapt.code_ref import CodeRef
 from lapt.errors import UserError
+from lapt.files.code_ref import CodeRef
 from lapt.schemas import Status
 from lapt.spaces import Genotype, SearchSpace
 from lapt.tools.evaluation import Outcome

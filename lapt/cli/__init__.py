@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; each command module adds its own sub-parser."""
-    from lapt import __version__
+    from lapt.version import __version__
 
     parser = _Parser(prog="lapt", description="Design principle transfer for neural architecture search.")
     parser.add_argument("--version", action="version", version=f"lapt {__version__}")

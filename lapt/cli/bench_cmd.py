@@ -84,7 +84,6 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     ``llm`` (LLMSettings or None) only adds the reasoner's public settings and the cache path, so a
     config built with None already checks every other option.
     """
-    from lapt import __version__
     from lapt.experiments.oracle import check_region_count
     from lapt.experiments.plan import (
         DEFAULT_BUDGET,
@@ -95,7 +94,8 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         parse_methods,
     )
     from lapt.spaces import get_space
-    from lapt.tables import table_for
+    from lapt.tables.registry import table_for
+    from lapt.version import __version__
 
     space = get_space(args.space)
     table = table_for(space)
@@ -154,7 +154,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
 
 def _out_dir(args: argparse.Namespace) -> Path:
     from lapt.experiments.files import CURVES, RESULTS
-    from lapt.run_dir import default_run_dir
+    from lapt.runs.directory import default_run_dir
 
     out = Path(args.out) if args.out else default_run_dir(Path("benches"))
     if out.exists() and not out.is_dir():
@@ -169,7 +169,7 @@ def bench(args: argparse.Namespace) -> int:
     from lapt.cli.common import announce_offline
     from lapt.experiments.files import SUMMARY
     from lapt.experiments.runner import run_bench
-    from lapt.output_dirs import check_writable_dir
+    from lapt.files.outputs import check_writable_dir
 
     out = _out_dir(args)
     llm = llm_settings(args, announce=False)

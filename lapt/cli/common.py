@@ -113,7 +113,7 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
     from pydantic import SecretStr
 
     from lapt.agents.llm import LLMSettings
-    from lapt.config import check_base_url, check_llm_options, parse_llm_option
+    from lapt.runs.config import check_base_url, check_llm_options, parse_llm_option
 
     key = os.environ.get("OPENAI_API_KEY")
     if args.llm_base_url:

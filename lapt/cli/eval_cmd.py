@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decode the arch, look it up (or train it, or call the user's function), print the metrics."""
     from lapt.errors import UserError
-    from lapt.evaluator_choice import choose_evaluator
+    from lapt.runs.evaluator_choice import choose_evaluator
     from lapt.spaces import get_space
     from lapt.tools.evaluation import Outcome, TabularEvaluator
 

@@ -27,13 +27,13 @@ def run(args: argparse.Namespace) -> int:
     """Learn, refine, print, optionally save: the agents alone (no evaluator, no executor, no target)."""
     from lapt.agents.prompts import load_prompts
     from lapt.cli.common import announce_offline
-    from lapt.config import space_defaults
     from lapt.errors import UserError
+    from lapt.files.outputs import check_writable_dir
     from lapt.graph.assembly import build_agents, make_reasoner, source_data, source_table
-    from lapt.masks import mask_summary, to_spec
-    from lapt.output_dirs import check_writable_dir
-    from lapt.principle_store import PrincipleStore
+    from lapt.principles.store import PrincipleStore
+    from lapt.runs.config import space_defaults
     from lapt.spaces import get_space
+    from lapt.transfer.masks import mask_summary, to_spec
 
     llm = llm_settings(args, announce=False)
     srcs = sources(args)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out_dir, "--out")
     store = None if args.no_store else PrincipleStore(args.store)
     if store is not None:
-        from lapt.principle_store import StoreUnavailable
+        from lapt.principles.store import StoreUnavailable
 
         try:
             store.check_usable()
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 def _save(out_dir: Path, principles: str, mask: str) -> None:
     """Write principles.json and mask.json, each whole or not at all; EnvironmentFailure if the disk refuses."""
     from lapt.errors import EnvironmentFailure, environment_failure
-    from lapt.run_dir import atomic_write
+    from lapt.runs.directory import atomic_write
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

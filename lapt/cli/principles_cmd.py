@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lapt.principle_store import PrincipleStore, StoredPrinciples
+    from lapt.principles.store import PrincipleStore, StoredPrinciples
 
 
 def register(sub: Any) -> None:
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> PrincipleStore:
-    from lapt.principle_store import PrincipleStore
+    from lapt.principles.store import PrincipleStore
 
     return PrincipleStore(args.store)
 
@@ -131,8 +131,8 @@ def run_import(args: argparse.Namespace) -> int:
     import sys
 
     from lapt.errors import UserError
-    from lapt.input_files import MB, read_input
-    from lapt.principles_file import MAX_PRINCIPLES_FILE_BYTES
+    from lapt.files.inputs import MB, read_input
+    from lapt.principles.files import MAX_PRINCIPLES_FILE_BYTES
 
     if args.file == "-":
         data = sys.stdin.buffer.read(MAX_PRINCIPLES_FILE_BYTES + 1)

@@ -28,22 +28,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Resume, then print the result as ``lapt run`` does."""
     from lapt.api import resume
-    from lapt.cli.run_cmd import report
-    from lapt.config import check_base_url
+    from lapt.cli.run_report import report
+    from lapt.runs.config import check_base_url
 
     url = check_base_url(args.llm_base_url, "--llm-base-url") if args.llm_base_url else None
     return report(resume(Path(args.run_dir), progress=not args.quiet, llm_base_url=url))
-
-
-def precheck_resume(run_dir: Path, settings: Any, principles: Any, prompt_hashes: dict[str, str]) -> None:
-    """For ``lapt run --resume``: refuse a folder holding another run before anything starts.
-
-    The same check runs again under the folder's lock when the run opens; this one only makes the
-    refusal come before any other output.
-    """
-    from lapt.run_dir import RunDirectory
-    from lapt.run_identity import check_same_run, run_config
-
-    w = RunDirectory(run_dir)
-    if w.holds_run():
-        check_same_run(w.read_config(), run_config(settings, prompt_hashes, principles), run_dir)

@@ -43,17 +43,16 @@ def run(args: argparse.Namespace) -> int:
     """Validate everything, then run; print where the run went and its result."""
     from lapt.agents.prompts import load_prompts
     from lapt.api import execute, resolve_settings
-    from lapt.cli.resume_cmd import precheck_resume
     from lapt.errors import UserError
-    from lapt.principles_file import resolve_principles
-    from lapt.run_dir import RunDirectory, default_run_dir
+    from lapt.principles.files import resolve_principles
+    from lapt.runs.directory import RunDirectory, default_run_dir
 
     if args.resume and not args.run_dir:
         raise UserError("--resume needs --run-dir (the folder of the run to continue)")
     llm = llm_settings(args, announce=False)
     values = run_values(args)
     from lapt.cli.train_options import train_settings
-    from lapt.evaluator_choice import choose_evaluator
+    from lapt.runs.evaluator_choice import choose_evaluator
     from lapt.spaces import get_space
 
     values["evaluator"], values["evaluator_path"] = choose_evaluator(get_space(args.space), args.evaluator)
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_executor(settings.executor, settings.workers)
     if not args.no_store:
-        from lapt.principle_store import PrincipleStore
+        from lapt.principles.store import PrincipleStore
 
         PrincipleStore(args.store).check()  # a directory or a device is bad input; unwritable only warns later
     from lapt.tools.executors import check_evaluation
@@ -97,55 +96,20 @@ def run(args: argparse.Namespace) -> int:
         trace=not args.no_trace,
         store=False if args.no_store else args.store,
     )
+    from lapt.cli.run_report import report
+
     return report(result)
 
 
-def metric_text(settings: Any, val: float, test: float | None) -> str:
-    """``val=... test=...`` as the run's table has them: a test-only benchmark shows its one metric, and a
-    lower-is-better metric says so."""
-    from lapt.spaces import get_space
-    from lapt.tables import table_for
+def precheck_resume(run_dir: Path, settings: Any, principles: Any, prompt_hashes: dict[str, str]) -> None:
+    """For ``lapt run --resume``: refuse a folder holding another run before anything starts.
 
-    space = get_space(settings.space)
-    table = table_for(space) if settings.evaluator == "table" else None
-    direction = "" if space.higher_is_better else "  (lower is better)"
-    if table is not None and table.selection == "test":
-        return f"test={val:.4f} (the benchmark's only metric: selection uses it){direction}"
-    return f"val={val:.4f}  test={'n/a' if test is None else f'{test:.3f}'}{direction}"
-
-
-def report(result: Any) -> int:
-    """Print where the run went and its result (also used by ``lapt resume``).
-
-    A degraded run (an agent without a valid answer, a fallback taken) says so on the last line.
+    The same check runs again under the folder's lock when the run opens; this one only makes the
+    refusal come before any other output.
     """
-    s = result.summary
-    best = s["best"]
-    print(f"run directory: {result.run_dir}")
-    if best is None:
-        errors = [t.error for t in result.trials if t.error]
-        first = f"; the first: {errors[0]}" if errors else ""
-        _degraded(s)
-        print(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}",
-              file=sys.stderr)
-        return 1
-    where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
-    print(f"best: {best['arch']}  {metric_text(result.settings, best['val'], best['test'])}  ({where})")
-    if "evals_to_optimum" in s:
-        reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
-        print(reach)
-    u = s["usage"]
-    failed = f" ({s['adaptations_failed']} without new principles)" if s.get("adaptations_failed") else ""
-    outside = f"  outside the region: {s['outside_region']}" if result.settings.escape else ""
-    print(
-        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}{failed}{outside}  "
-        f"LLM calls: {u['llm_calls']}  tokens: {u['input_tokens'] + u['output_tokens']}"
-    )
-    _degraded(s)
-    return 0
+    from lapt.runs.directory import RunDirectory
+    from lapt.runs.identity import check_same_run, run_config
 
-
-def _degraded(summary: dict[str, Any]) -> None:
-    reasons = summary.get("degraded") or []
-    if reasons:
-        print(f"DEGRADED: {'; '.join(reasons)}")
+    w = RunDirectory(run_dir)
+    if w.holds_run():
+        check_same_run(w.read_config(), run_config(settings, prompt_hashes, principles), run_dir)

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print one block per space."""
     from lapt.spaces import builtin_space_names, get_space
-    from lapt.tables import TABLES
+    from lapt.tables.builtin import TABLES
 
     if args.code:
         print(get_space(args.code).describe_code())

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 
 # -- reading -------------------------------------------------------------------------------------------
 def _read(where: str) -> Any:
-    from lapt.trace_file import read_trace, tree_problems
+    from lapt.runs.trace_file import read_trace, tree_problems
 
     trace = read_trace(where)
     for problem in trace.problems:

@@ -2,7 +2,7 @@
 
 Every option defaults to "not given" here, so that two mistakes are told apart from a choice: a
 training option given with the table evaluator (it would change nothing) is refused, and only the
-options given are passed on (the defaults live in one place, :class:`lapt.config.TrainSettings`).
+options given are passed on (the defaults live in one place, :class:`lapt.runs.config.TrainSettings`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lapt.config import TrainSettings, first_error
 from lapt.errors import UserError
+from lapt.runs.config import TrainSettings, first_error
 
 # option -> TrainSettings field
 _FIELDS = {

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import UserError
 from lapt.experiments.plan import BenchConfig, MethodName
-from lapt.input_files import MB, read_input_text
-from lapt.run_dir import atomic_write
+from lapt.files.inputs import MB, read_input_text
+from lapt.runs.directory import atomic_write
 
 MAX_DATA_FILE_BYTES = 256 * MB
 """A bench of a thousand seeds on every pair and method writes a few MB; far more is not a bench file."""

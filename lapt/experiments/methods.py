@@ -20,13 +20,21 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from lapt.config import RunSettings
 from lapt.experiments.oracle import OracleRegion, best_region
 from lapt.experiments.plan import BenchConfig, Job
-from lapt.metrics import evals_to_reach, incumbent_at, incumbent_curve, paper_outcome, reported_metric, thresholds
+from lapt.runs.config import RunSettings
 from lapt.schemas import Trial
+from lapt.search.metrics import (
+    evals_to_reach,
+    incumbent_at,
+    incumbent_curve,
+    paper_outcome,
+    reported_metric,
+    thresholds,
+)
 from lapt.spaces import MaskSpec, SearchSpace, get_space
-from lapt.tables import BenchmarkTable, table_for
+from lapt.tables.base import BenchmarkTable
+from lapt.tables.registry import table_for
 
 
 @dataclass
@@ -61,7 +69,7 @@ def oracle_region(space: str, target: str, max_ops: int) -> OracleRegion:
 
 def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSettings, SearchSpace]:
     """The RunSettings of a job (LAPT runs use them whole; baselines take REA's population and limits)."""
-    from lapt.config import resolve_settings
+    from lapt.runs.config import resolve_settings
 
     values: dict[str, Any] = {
         "space": config.space,
@@ -105,7 +113,7 @@ def search_loop(
 
 def _mask_counts(space: SearchSpace, trials: list[Trial], masks: list[dict[str, Any]]) -> list[list[int]]:
     """Per layer and op: evaluations made while the mask they were drawn in allowed that op."""
-    from lapt.search_session import spec_of
+    from lapt.search.session import spec_of
 
     specs = {int(rec["version"]): spec_of(space, rec["mask"]) for rec in masks}
     counts = [[0] * len(space.ops) for _ in space.layers]

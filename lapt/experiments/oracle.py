@@ -72,7 +72,7 @@ def best_region(values: np.ndarray, layer_ops: Sequence[Sequence[str]], max_ops:
     """The region of the allowed size with the highest mean validation metric that holds the best cell.
 
     Args:
-        values: the target's fitness column (:meth:`lapt.tables.BenchmarkTable.fitness`), indexed in
+        values: the target's fitness column (:meth:`lapt.tables.base.BenchmarkTable.fitness`), indexed in
             mixed-radix order with the first layer most significant (:meth:`lapt.spaces.cell.CellSpace.index`).
         layer_ops: the candidate ops of each layer, in canonical order.
         max_ops: ops allowed per layer (clipped to the number of ops on each layer).

@@ -15,9 +15,9 @@ from lapt.errors import UserError, environment_failure
 from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
 from lapt.experiments.plan import LABELS, space_label
 from lapt.experiments.who_won import who_won_markdown
-from lapt.metrics import mean_std
-from lapt.output_dirs import check_writable_dir
-from lapt.run_dir import atomic_write
+from lapt.files.outputs import check_writable_dir
+from lapt.runs.directory import atomic_write
+from lapt.search.metrics import mean_std
 
 
 def _fmt(values: Sequence[float | None], digits: int) -> str:

@@ -73,7 +73,7 @@ def run_jobs(config: BenchConfig, llm: Any = None, workers: int = 1, progress: b
 
 def references(config: BenchConfig) -> tuple[dict[str, Reference], dict[str, OracleInfo]]:
     """Per pair: the target's thresholds and best cell, and its oracle region (metrics as the table has them)."""
-    from lapt.metrics import thresholds
+    from lapt.search.metrics import thresholds
 
     table = bench_table(config.space)
     space = table.space

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from lapt.experiments.files import ResultRow
 from lapt.experiments.plan import LABELS
 from lapt.experiments.stats import BETTER_T, WORSE_T, format_t, verdict, welch_t, win_tie_loss
-from lapt.metrics import mean_std
+from lapt.search.metrics import mean_std
 
 SHORT = {"lapt": "LAPT", "lapt-transfer": "transfer only", "rea": "REA"}
 

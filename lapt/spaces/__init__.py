@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from lapt.errors import UserError
 from lapt.spaces.base import Genotype, LayerSpec, MaskSpec, SearchSpace
-from lapt.spaces.darts import DartsSpace
-from lapt.spaces.nb201 import NB201Space
-from lapt.spaces.tnb101 import TNB101MicroSpace
+from lapt.spaces.builtin import BUILTIN as _BUILTIN
+from lapt.spaces.builtin import builtin_space_names
 
-_BUILTIN: dict[str, Callable[[], SearchSpace]] = {
-    "nb201": NB201Space,
-    "tnb101": TNB101MicroSpace,
-    "darts": DartsSpace,
-}
 _CACHE: dict[str, SearchSpace] = {}
-
-
-def builtin_space_names() -> tuple[str, ...]:
-    """Names of the spaces shipped with lapt."""
-    return tuple(_BUILTIN)
 
 
 def get_space(name: str) -> SearchSpace:
@@ -41,7 +29,7 @@ def get_space(name: str) -> SearchSpace:
         raise UserError(f"unknown space {name!r} (known: {', '.join(_BUILTIN)}, or a path to a .toml space file)")
     key = f"file:{path}"
     if key not in _CACHE:
-        from lapt.spaces.user import load_user_space
+        from lapt.spaces.user import load_user_space  # late: it brings pydantic and the TOML reader
 
         _CACHE[key] = load_user_space(path)
     return _CACHE[key]

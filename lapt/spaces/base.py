@@ -2,7 +2,7 @@
 
 A space names its decision slots ("layers": the edges of a cell, or the nodes of a DARTS cell) and the
 candidate op *names* of each. Genotypes are frozen tuples; integers appear only inside codecs that read
-benchmark strings. Masks are per-space Pydantic models (see :mod:`lapt.masks`) turned into a compact
+benchmark strings. Masks are per-space Pydantic models (see :mod:`lapt.transfer.masks`) turned into a compact
 :class:`MaskSpec` before they reach hot loops, because strategies sample and mutate thousands of times
 per second. Randomness comes from ``random.Random``: it is several times cheaper per draw than numpy's
 generator for these scalar choices, and its state is plain JSON.

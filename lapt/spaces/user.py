@@ -3,7 +3,7 @@
 A file names the layers and the candidate ops of each (every op with a one-line description, because
 the description is what an LLM reads), how layers combine (``kind = "cell"``: edges ``i->j`` of a DAG
 whose nodes sum their in-edges, as in NAS-Bench-201; ``kind = "chain"``: layers applied one after
-another), the tasks, and optionally: a benchmark table (a CSV, see :mod:`lapt.spaces.user_table`) with
+another), the tasks, and optionally: a benchmark table (a CSV, see :mod:`lapt.spaces.user_csv`) with
 its metric columns and direction (``[metric]``), which combinations are architectures (``[validity]``,
 see :mod:`lapt.spaces.user_validity`), the search settings (``[search]``) and the space's own evaluator
 code (``[evaluator]``: a function returning metrics, or a network builder the built-in trainer trains).
@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lapt.code_ref import CodeRef
 from lapt.errors import UserError
+from lapt.files.code_ref import CodeRef
 from lapt.spaces.base import Genotype, LayerSpec, SearchDefaults
+from lapt.spaces.builtin import builtin_space_names
 from lapt.spaces.cell import CellSpace
+from lapt.spaces.user_csv import MetricColumns, TableData, read_table_csv
 from lapt.spaces.user_file import SpaceFile, read_space_file
-from lapt.spaces.user_table import MetricColumns, TableData, read_table_csv
 from lapt.spaces.user_validity import build_rules
 from lapt.spaces.validity import TableValidity
 
@@ -306,8 +307,6 @@ def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
 
 def _build(spec: SpaceFile, fail: _Fail, source: Path, sha: str) -> UserSpace:
     """Check what the schema cannot and assemble the :class:`UserSpace` (validity and table come after)."""
-    from lapt.spaces import builtin_space_names
-
     if not _SPACE_NAME.match(spec.name):
         raise fail(f"name {spec.name!r} must be lower-case letters, digits, '_' or '-', starting with a letter")
     if spec.name in builtin_space_names():

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lapt.errors import UserError
-from lapt.input_files import MB, read_input
+from lapt.files.inputs import MB, read_input
 
 
 class _Strict(BaseModel):

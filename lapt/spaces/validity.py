@@ -27,14 +27,26 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-from lapt.spaces.base import Genotype, MaskSpec
+from lapt.spaces.base import Genotype, LayerSpec, MaskSpec
 
-if TYPE_CHECKING:
-    from lapt.spaces.cell import CellSpace
+
+class GridSpace(Protocol):
+    """What :class:`TableValidity` needs of a space (a :class:`~lapt.spaces.cell.CellSpace` has it): its layers
+    and the codec between genotypes and positions in its grid of op combinations. A protocol, so this
+    module, which the cell space imports, never imports the cell space."""
+
+    @property
+    def layers(self) -> Sequence[LayerSpec]: ...
+
+    def grid_size(self) -> int: ...
+
+    def index(self, genotype: Genotype) -> int: ...
+
+    def from_index(self, index: int) -> Genotype: ...
 
 Region = tuple[frozenset[str], ...]
 T = TypeVar("T")
@@ -240,7 +252,7 @@ class TableValidity(Validity):
             they still say which layers are optional.
     """
 
-    def __init__(self, space: CellSpace, index: np.ndarray, rules: Validity | None = None):
+    def __init__(self, space: GridSpace, index: np.ndarray, rules: Validity | None = None):
         self._space = space
         self._rows = np.unique(np.asarray(index, dtype=np.int64))
         valid = np.zeros(space.grid_size(), dtype=np.uint8)

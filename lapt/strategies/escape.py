@@ -10,7 +10,7 @@ ask/tell strategy and changes three things about how it proposes architectures:
   adapter can use to bring the op back. When every probe of every parent was seen, the proposal stays
   inside. Probes start once ``warmup`` evaluations succeeded (REA's population size by default).
 * **Inside the region, in proportion to per-op weights** (:attr:`RegionEscape.weights`, set by the caller
-  before each ask; the graph derives them from the target evidence, :func:`lapt.target_evidence.op_weights`).
+  before each ask; the graph derives them from the target evidence, :func:`lapt.transfer.target_evidence.op_weights`).
   The region stays the same; the wrapped strategy samples and mutates with a weighted
   :class:`~lapt.spaces.MaskSpec`. The same weights choose which excluded op a probe tries.
 * **Around a standing incumbent.** When the best result so far has stood for

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from lapt.config import RunSettings, TrainSettings
 from lapt.errors import UserError
+from lapt.runs.config import RunSettings, TrainSettings
 from lapt.tools.evaluation import Evaluator
 from lapt.tools.executors.base import Executor, available_cores
 from lapt.tools.executors.evaluator import ExecutorEvaluator

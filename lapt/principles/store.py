@@ -36,9 +36,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import EnvironmentFailure, UserError
+from lapt.files.sqlite_locks import BUSY_TIMEOUT_S
+from lapt.files.sqlite_locks import retry_locked as _retry_locked
 from lapt.schemas import PrincipleSet
-from lapt.sqlite_locks import BUSY_TIMEOUT_S
-from lapt.sqlite_locks import retry_locked as _retry_locked
 
 ENV_VAR = "LAPT_PRINCIPLE_STORE"
 SCHEMA_VERSION = 1
@@ -177,7 +177,7 @@ class PrincipleStore:
         if self.path.exists():
             self._connect()
             return
-        from lapt.output_dirs import check_writable_dir
+        from lapt.files.outputs import check_writable_dir
 
         try:
             check_writable_dir(self.path.parent, "principle store folder")

@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lapt import __version__
-from lapt.config import RunSettings
+from lapt.version import __version__
+from lapt.runs.config import RunSettings
 from lapt.errors import UserError
 from lapt.schemas import PrincipleSet
 from lapt.spaces import get_space
@@ -73,7 +73,7 @@ def input_hashes(settings: RunSettings) -> dict[str, str]:
     source of the learner's data.
     """
     from lapt.spaces.user import UserSpace
-    from lapt.tables import DATA_DIR, TABLES
+    from lapt.tables.builtin import DATA_DIR, TABLES
 
     space = get_space(settings.space)
     out: dict[str, str] = {}
@@ -114,10 +114,10 @@ def user_code_identity(settings: RunSettings) -> dict[str, Any]:
     scores architectures (an evaluator function, a network builder). Empty for a built-in space
     evaluated by table or by the built-in networks.
 
-    The user code's hash covers its module's folder (see :class:`lapt.code_ref.CodeRef`); nothing is
+    The user code's hash covers its module's folder (see :class:`lapt.files.code_ref.CodeRef`); nothing is
     imported to compute it.
     """
-    from lapt.code_ref import CodeRef
+    from lapt.files.code_ref import CodeRef
     from lapt.spaces import get_space
     from lapt.spaces.user import UserSpace
 

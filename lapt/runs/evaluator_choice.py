@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lapt.code_ref import CodeRef, module_folder
+from lapt.files.code_ref import CodeRef, module_folder
 from lapt.errors import UserError
 from lapt.spaces import SearchSpace
 
@@ -29,7 +29,7 @@ EVALUATORS = ("table", "train", "python", "python:MODULE:FUNCTION")
 def choose_evaluator(space: SearchSpace, requested: str | None) -> tuple[str, str | None]:
     """(evaluator, folder its module is imported from) for a run on ``space``; UserError when it cannot work."""
     from lapt.spaces.user import UserSpace
-    from lapt.tables import table_for
+    from lapt.tables.registry import table_for
 
     user = space if isinstance(space, UserSpace) else None
     if requested is None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lapt.config import RunSettings
+from lapt.runs.config import RunSettings
 from lapt.schemas import PrincipleSet, Trial
 
 

@@ -22,8 +22,8 @@ The model, in three steps:
    until the target shows otherwise. Ops outside the region get a ``delta`` only from architectures that
    stepped outside it (see :mod:`lapt.strategies.escape`).
 3. **Calibrated hit rates.** ``beta * p + delta`` scores every architecture of the space; as for the
-   source principles (:func:`lapt.evidence.layer_statistics`), an op's *hit rate* is the share of the
-   architectures using it that land in the best :data:`~lapt.evidence.HIT_QUANTILE` (5 %) by that score.
+   source principles (:func:`lapt.transfer.evidence.layer_statistics`), an op's *hit rate* is the share of the
+   architectures using it that land in the best :data:`~lapt.transfer.evidence.HIT_QUANTILE` (5 %) by that score.
 
 Format (JSON, what :func:`target_evidence` returns; the adapter receives it as ``evidence``)::
 
@@ -62,8 +62,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from lapt.evidence import HIT_QUANTILE, hit_rates, op_codes
 from lapt.spaces import Genotype, SearchSpace
+from lapt.transfer.evidence import HIT_QUANTILE, hit_rates, op_codes
 
 MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
 RIDGE = 5.0  # penalty on the per-op deviations: about 5 evaluations of evidence to move one by half

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lapt.errors import UserError
-from lapt.redaction import REDACTED, redact_url
+from lapt.llm.redaction import REDACTED, redact_url
 from lapt.spaces import SearchSpace, get_space
-from lapt.tables import evaluation_table, table_for
+from lapt.tables.registry import evaluation_table, table_for
 
 JsonScalar = str | int | float | bool | None
 # Request fields lapt sets itself on every call: an --llm-option may not replace them.
@@ -251,7 +251,7 @@ class RunSettings(BaseModel):
         default=None,
         pattern=r"^(table|train|python(:[A-Za-z_][\w.]*:[A-Za-z_][\w.]*)?)$",
         description="table, train, python:MODULE:FUNCTION, or python (the function the space file names); "
-        "None: the space's table, else the evaluator its file names (see lapt.evaluator_choice).",
+        "None: the space's table, else the evaluator its file names (see lapt.runs.evaluator_choice).",
     )
     evaluator_path: str | None = Field(default=None, description="Folder a python evaluator's module is imported from.")
     executor: Literal["local", "threads", "processes", "ray"] = "local"
@@ -350,7 +350,7 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
     space = get_space(settings.space)
     settings = settings.resolved(space_defaults(space))
     if settings.evaluator_path is None or settings.evaluator is None:
-        from lapt.evaluator_choice import choose_evaluator
+        from lapt.runs.evaluator_choice import choose_evaluator
 
         evaluator, path = choose_evaluator(space, settings.evaluator)
         settings = settings.model_copy(update={"evaluator": evaluator, "evaluator_path": path})

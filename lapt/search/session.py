@@ -22,7 +22,7 @@ from typing import Any
 from lapt.spaces import Genotype, MaskSpec, SearchSpace
 from lapt.strategies import Strategy, make_strategy
 from lapt.strategies.escape import RegionEscape
-from lapt.target_evidence import TargetRecord
+from lapt.transfer.target_evidence import TargetRecord
 
 TOP_KEPT = 64
 """Best trials kept in order (the adapter reads the top 5 on NB201, 15 on TNB101)."""
@@ -140,7 +140,7 @@ class SearchSession:
         self._regions[spec] = record["mask"]
 
     def record_until(self, n: int, archs: Sequence[Genotype] | None) -> TargetRecord:
-        """The first ``n`` trials as a :class:`~lapt.target_evidence.TargetRecord` over ``archs``, grown
+        """The first ``n`` trials as a :class:`~lapt.transfer.target_evidence.TargetRecord` over ``archs``, grown
         from the last call (started again only if it holds more trials than asked for)."""
         record = self.record
         if record is None or record.told > n or record.archs is not archs:

@@ -1,7 +1,7 @@
 """Regions (refined spaces) chosen from target evidence, and the next region not tried yet.
 
 A region is a :class:`~lapt.spaces.MaskSpec`; two regions are the same when they allow the same ops (and
-inputs). :func:`evidence_region` is what the target evidence (:mod:`lapt.target_evidence`) says the region
+inputs). :func:`evidence_region` is what the target evidence (:mod:`lapt.transfer.target_evidence`) says the region
 should be; :func:`untried_region` changes a region as little as possible until it differs from every region
 tried before, which is what a stalled search must do: repeating a region that already stopped paying (or
 cycling between two) spends the budget on architectures the run has seen the like of.
@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from lapt.spaces import MaskSpec, SearchSpace
-from lapt.target_evidence import ranked_ops
+from lapt.transfer.target_evidence import ranked_ops
 
 KEEP_RATIO = 0.75  # an op stays in the evidence region while its hit rate is >= 3/4 of the chance rate
 PROTECT_TOP = 3  # the best architectures found so far whose ops a region keeps

@@ -1,7 +1,7 @@
 """Search metrics of the paper's protocol. Selection is always by validation; test is only reported.
 
 Everything that ranks or compares works in *fitness* units: the validation metric oriented so that
-higher is better (:attr:`lapt.schemas.Trial.fitness`, :meth:`lapt.tables.BenchmarkTable.fitness`), so
+higher is better (:attr:`lapt.schemas.Trial.fitness`, :meth:`lapt.tables.base.BenchmarkTable.fitness`), so
 that "the optimum" and "a top-0.1 % architecture" mean the same for an accuracy and for a loss.
 """
 
@@ -48,7 +48,7 @@ def paper_metric(trials: Sequence[Trial], fitness: np.ndarray, budget: int) -> t
 
     Args:
         trials: the run's trials, in order.
-        fitness: the target's fitness column (:meth:`lapt.tables.BenchmarkTable.fitness`).
+        fitness: the target's fitness column (:meth:`lapt.tables.base.BenchmarkTable.fitness`).
         budget: the run's budget.
 
     Returns:

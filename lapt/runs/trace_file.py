@@ -20,7 +20,7 @@ for a finished file and for the file of a killed run, where runs that never ende
 and its lines are written again later. A kill can still tear the last line; the next session on the
 file (a resume) drops that torn tail before it appends.
 
-**Secrets.** Every line is passed through the one redactor (:mod:`lapt.redaction`) before it is written.
+**Secrets.** Every line is passed through the one redactor (:mod:`lapt.llm.redaction`) before it is written.
 
 This module knows the file and nothing of LangSmith, LangChain or the graph: the LangSmith client that
 feeds it, live tracing and uploads are in :mod:`lapt.graph.trace_client`, the tracer that turns
@@ -44,8 +44,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from lapt.errors import UserError
-from lapt.input_files import MB, read_input
-from lapt.redaction import Redactor
+from lapt.files.inputs import MB, read_input
+from lapt.llm.redaction import Redactor
 
 try:
     import orjson as _orjson

@@ -4,7 +4,7 @@
 (``list[Literal[<that layer's ops>]]``; on DARTS an object with ``ops`` and ``inputs``), ``extra="forbid"``
 and a ``rationale``. The same class rejects masks that leave no usable architecture (what that means is
 the space's :meth:`~lapt.spaces.base.SearchSpace.region_problem`), so an invalid mask can never reach the
-search. What a model is sent is :func:`lapt.llm_schema.llm_json_schema` of the class: the docstrings and
+search. What a model is sent is :func:`lapt.llm.schema.llm_json_schema` of the class: the docstrings and
 field descriptions here are read by the model, so they speak to it.
 """
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lapt.sqlite_locks import enable_wal, retry_locked
+from lapt.files.sqlite_locks import enable_wal, retry_locked
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lapt.config import RunSettings
-from lapt.metrics import evals_to_reach, incumbent_curve, thresholds
+from lapt.runs.config import RunSettings
+from lapt.search.metrics import evals_to_reach, incumbent_curve, thresholds
 from lapt.schemas import Trial
 from lapt.spaces import SearchSpace
-from lapt.tables import BenchmarkTable
+from lapt.tables.base import BenchmarkTable
 
 STOPPED_BY_LEARNER = "agent_failed"
 

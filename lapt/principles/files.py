@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lapt.errors import UserError
-from lapt.input_files import MB, read_input
+from lapt.files.inputs import MB, read_input
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
 
@@ -36,7 +36,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
         pset = load_principles_file(path)
         origin = pset.space
     else:
-        from lapt.principle_store import PrincipleStore
+        from lapt.principles.store import PrincipleStore
 
         store_obj = PrincipleStore(store)
         if not store_obj.path.exists():
@@ -48,7 +48,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
         pset = stored.principle_set
         origin = stored.provenance.space
     if origin is not None and origin not in (space.name, getattr(space, "ref", None)):
-        from lapt.principle_transfer import transfer_principles
+        from lapt.principles.cross_space import transfer_principles
 
         moved, report = transfer_principles(pset, space)
         if not moved.principles:

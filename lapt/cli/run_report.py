@@ -1,0 +1,58 @@
+"""What ``lapt run`` and ``lapt resume`` print at the end of a run: where it went, its best result, and
+(on the last line) whether it was degraded."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def metric_text(settings: Any, val: float, test: float | None) -> str:
+    """``val=... test=...`` as the run's table has them: a test-only benchmark shows its one metric, and a
+    lower-is-better metric says so."""
+    from lapt.spaces import get_space
+    from lapt.tables.registry import table_for
+
+    space = get_space(settings.space)
+    table = table_for(space) if settings.evaluator == "table" else None
+    direction = "" if space.higher_is_better else "  (lower is better)"
+    if table is not None and table.selection == "test":
+        return f"test={val:.4f} (the benchmark's only metric: selection uses it){direction}"
+    return f"val={val:.4f}  test={'n/a' if test is None else f'{test:.3f}'}{direction}"
+
+
+def report(result: Any) -> int:
+    """Print where the run went and its result (also used by ``lapt resume``).
+
+    A degraded run (an agent without a valid answer, a fallback taken) says so on the last line.
+    """
+    s = result.summary
+    best = s["best"]
+    print(f"run directory: {result.run_dir}")
+    if best is None:
+        errors = [t.error for t in result.trials if t.error]
+        first = f"; the first: {errors[0]}" if errors else ""
+        _degraded(s)
+        print(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}",
+              file=sys.stderr)
+        return 1
+    where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
+    print(f"best: {best['arch']}  {metric_text(result.settings, best['val'], best['test'])}  ({where})")
+    if "evals_to_optimum" in s:
+        reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
+        print(reach)
+    u = s["usage"]
+    failed = f" ({s['adaptations_failed']} without new principles)" if s.get("adaptations_failed") else ""
+    outside = f"  outside the region: {s['outside_region']}" if result.settings.escape else ""
+    print(
+        f"masks: {len(result.masks)}  adaptations: {s['adaptations']}{failed}{outside}  "
+        f"LLM calls: {u['llm_calls']}  tokens: {u['input_tokens'] + u['output_tokens']}"
+    )
+    _degraded(s)
+    return 0
+
+
+def _degraded(summary: dict[str, Any]) -> None:
+    reasons = summary.get("degraded") or []
+    if reasons:
+        print(f"DEGRADED: {'; '.join(reasons)}")
