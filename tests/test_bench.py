@@ -194,6 +194,8 @@ def test_tiny_tnb101_leave_one_out_reports_validation(tmp_path: Path):
         (("bench", "--budget", "0"), "--budget must be >= 1"),
         (("bench", "--workers", "0"), "--workers must be >= 1"),
         (("bench", "--first-seed", "-1"), "--first-seed must be >= 0"),
+        (("bench", "--first-seed", str(2**63 - 1), "--seeds", "2"), f"the last seed must be <= {2**63 - 1}"),
+        (("bench", "--pair", "cifar10+cifar10:cifar100"), "'cifar10+cifar10:cifar100': a source task is named twice"),
         (("bench", "--methods", "rea,bogus"), "unknown method(s) bogus"),
         (("bench", "--pair", "cifar10:cifar100", "--leave-one-out"), "cannot be combined"),
         (("report", "/nonexistent/bench"), "is not a directory"),

@@ -83,3 +83,25 @@ def test_who_won_needs_a_comparison():
     only_transfer += [_row("rea", "a->x", s, {50: float(s) - 5}) for s in range(3)]
     text = "\n".join(who_won_markdown(only_transfer, ["a->x"], ["lapt-transfer", "rea"], 2, "metric"))
     assert "transfer only against REA, better (t > 2) on 1 of 1" in text
+
+
+def test_who_won_on_a_lower_is_better_metric_signs_t_so_positive_means_better():
+    # A latency: LAPT 3, 4, 5, 6 ms against REA 6, 7, 8, 9 ms. By hand: means 4.5 and 7.5, both variances
+    # (ddof=1) 5/3, se = sqrt(5/3/4 + 5/3/4) = sqrt(5/6); LAPT is better, so t = +(7.5 - 4.5) / se = +3.29.
+    rows = [_row("lapt", "a->x", s, {50: 3.0 + s}) for s in range(4)]
+    rows += [_row("rea", "a->x", s, {50: 6.0 + s}) for s in range(4)]
+    hand = 3.0 / math.sqrt(5 / 6)
+    assert hand == pytest.approx(3.286, abs=1e-3)
+    lines = who_won_markdown(rows, ["a->x"], ["lapt", "rea"], 2, "latency", higher_is_better=False)
+    row = next(line for line in lines if line.startswith("| a->x"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["4.50 ± 1.12", "7.50 ± 1.12"]
+    assert cells[3] == f"{hand:+.1f}" == "+3.3"
+    assert cells[4] == "4/0/0"  # every seed lower, i.e. better
+    text = "\n".join(lines)
+    assert "LAPT against REA, better (t > 2) on 1 of 1 pair(s) and worse (t < -1) on 0." in text
+    assert "**Lower is better**" in text
+    # The same numbers read as higher-is-better: REA wins.
+    up = who_won_markdown(rows, ["a->x"], ["lapt", "rea"], 2, "metric")
+    cells = [c.strip() for c in next(line for line in up if line.startswith("| a->x")).strip("|").split("|")]
+    assert cells[3:5] == ["-3.3", "0/0/4"]

@@ -108,6 +108,58 @@ def test_bench_with_a_lower_is_better_metric_ranks_the_lowest_first(tmp_path, ca
     capsys.readouterr()
 
 
+def _hand_welch_t(a: list[float], b: list[float]) -> float:
+    """Welch's t of mean(a) - mean(b), written out (not lapt's code): unequal variances, ddof=1."""
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
+    return (ma - mb) / (va / len(a) + vb / len(b)) ** 0.5
+
+
+def test_bench_who_won_on_a_lower_is_better_metric_is_signed_so_positive_means_better(tmp_path, capsys):
+    (tmp_path / "latency.toml").write_text(LOSS_SPACE)
+    (tmp_path / "latency.csv").write_text(_latency_csv())
+    out = tmp_path / "b"
+    rows = bench(out, "--space", str(tmp_path / "latency.toml"), "--seeds", "4", "--budget", "4",
+                 "--pair", "cpu:gpu", "--methods", "lapt,rea")
+    lapt = [float(r["final_at_4"]) for r in rows if r["method"] == "lapt"]
+    rea = [float(r["final_at_4"]) for r in rows if r["method"] == "rea"]
+    # lower is better: LAPT is better when REA's mean latency minus LAPT's is positive
+    hand = _hand_welch_t(rea, lapt)
+    assert sum(lapt) != sum(rea), (lapt, rea)  # a comparison that has a sign to get wrong
+    summary = (out / "summary.md").read_text()
+    at4 = summary[summary.index("### After 4 evaluations") :]
+    row = next(ln for ln in at4.splitlines() if ln.startswith("| cpu->gpu"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == f"{hand:+.1f}", (cells, lapt, rea)
+    wins = sum(a < b for a, b in zip(lapt, rea, strict=True))
+    losses = sum(a > b for a, b in zip(lapt, rea, strict=True))
+    assert cells[4] == f"{wins}/{4 - wins - losses}/{losses}"
+    better = "1" if hand > 2 else "0"
+    assert f"LAPT against REA, better (t > 2) on {better} of 1 pair(s)" in at4
+    # `lapt report` recomputes the same section
+    assert main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_text() == summary
+    capsys.readouterr()
+
+
+def test_report_refuses_duplicate_rows(tmp_path, capsys):
+    (tmp_path / "latency.toml").write_text(LOSS_SPACE)
+    (tmp_path / "latency.csv").write_text(_latency_csv())
+    out = tmp_path / "b"
+    bench(out, "--space", str(tmp_path / "latency.toml"), "--seeds", "2", "--budget", "3", "--pair", "cpu:gpu",
+          "--methods", "rea")
+    summary = (out / "summary.md").read_text()
+    lines = (out / "results.csv").read_text().splitlines()
+    (out / "results.csv").write_text("\n".join([*lines, *lines[1:]]) + "\n")  # every row listed twice
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    needle = f"results.csv:{len(lines) + 1}: duplicate row (rea, cpu->gpu, seed 0), first on line 2"
+    assert len(err) == 1 and needle in err[0], err
+    assert (out / "summary.md").read_text() == summary  # nothing rewritten
+
+
 SINGLE = """\
 name = "single"
 kind = "chain"

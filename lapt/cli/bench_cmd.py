@@ -93,6 +93,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         make_pairs,
         parse_methods,
     )
+    from lapt.runs.config import MAX_SEED
     from lapt.spaces import get_space
     from lapt.tables.registry import table_for
     from lapt.version import __version__
@@ -111,6 +112,11 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         raise UserError(f"--seeds must be in [1, {MAX_SEEDS:,}], got {args.seeds}")
     if args.first_seed < 0:
         raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
+    if args.first_seed + args.seeds - 1 > MAX_SEED:
+        raise UserError(
+            f"--first-seed {args.first_seed} with --seeds {args.seeds}: the last seed must be <= {MAX_SEED} "
+            "(a run's seed is stored as a signed 64-bit integer)"
+        )
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.max_ops is not None and args.max_ops < 1:

@@ -201,16 +201,26 @@ def _parse_results(path: Path, text: str) -> list[ResultRow]:
     if unknown:
         raise UserError(f"{path}: unknown column(s) {', '.join(unknown)}")
     rows = []
+    seen: dict[tuple[str, str, int], int] = {}
     for line, raw in enumerate(reader, start=2):
         data: dict[str, Any] = {c: (raw[c] if raw[c] != "" else None) for c in [*COLUMNS, *optional]}
         data["sources"] = raw["sources"]  # empty for a baselines-only bench on a single-task space
         try:
             data["finals"] = {int(c[len(FINAL_PREFIX) :]): raw[c] or None for c in finals}
-            rows.append(ResultRow.model_validate(data))
+            row = ResultRow.model_validate(data)
         except (ValidationError, ValueError) as e:
             first = e.errors()[0] if isinstance(e, ValidationError) else {"loc": (), "msg": str(e)}
             where = ".".join(str(p) for p in first["loc"]) or "row"
             raise UserError(f"{path}:{line}: invalid {where}: {first['msg']}") from e
+        # A bench runs each (method, pair, seed) once: a second row would count one run twice in every mean,
+        # std and t (a file concatenated with itself would report 3 seeds over twice the rows).
+        key = (row.method, row.pair, row.seed)
+        if key in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate row ({row.method}, {row.pair}, seed {row.seed}), first on line {seen[key]}"
+            )
+        seen[key] = line
+        rows.append(row)
     if not rows:
         raise UserError(f"{path} holds no results")
     return rows

@@ -126,7 +126,10 @@ def make_pairs(
             src, sep, tgt = item.partition(":")
             if not sep or not src or not tgt:
                 raise UserError(f"--pair {item!r}: expected SRC:TGT (SRC may be several tasks joined by '+')")
-            out.append((tuple(known(s) for s in dict.fromkeys(src.split("+"))), known(tgt)))
+            names = src.split("+")
+            if len(set(names)) < len(names):
+                raise UserError(f"--pair {item!r}: a source task is named twice")
+            out.append((tuple(known(s) for s in names), known(tgt)))
     elif leave_one_out:
         out = [(tuple(t for t in tasks if t != target), target) for target in wanted]
     elif sources:

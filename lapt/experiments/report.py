@@ -122,7 +122,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         "random search never see the source task, so pairs with the same target show the same baseline numbers. "
         f"Because selection is by validation, the reported {metric} can drop when the incumbent improves.",
         "",
-        *who_won_markdown(rows, pairs, methods, digits, metric),
+        *who_won_markdown(rows, pairs, methods, digits, metric, curves.higher_is_better),
         "## The paper's metric",
         "",
         "Evaluations until the incumbent's validation metric reaches the global optimum, else the top-0.1 % "

@@ -5,6 +5,10 @@ of LAPT, LAPT without adaptation (transfer only) and REA in the full space; Welc
 (:func:`lapt.experiments.stats.welch_t`); wins/ties/losses seed by seed; and the share of LAPT's evaluations
 made outside its refined region. A verdict line counts the pairs where LAPT is better (t > 2) or worse
 (t < -1). The subject is LAPT when the bench ran it, else transfer only (then compared with REA alone).
+
+t and the wins are signed so that positive means better whichever way the metric runs: on a lower-is-better
+metric (a latency, a loss) the t of the difference of means is negated and a win is a lower value, so the
+verdict's bars (t > 2 better, t < -1 worse) read the same on every bench.
 """
 
 from __future__ import annotations
@@ -26,9 +30,18 @@ def _fmt(values: Sequence[float | None], digits: int) -> str:
 
 
 def who_won_markdown(
-    rows: Sequence[ResultRow], pairs: Sequence[str], methods: Sequence[str], digits: int, metric: str
+    rows: Sequence[ResultRow],
+    pairs: Sequence[str],
+    methods: Sequence[str],
+    digits: int,
+    metric: str,
+    higher_is_better: bool = True,
 ) -> list[str]:
-    """Markdown lines of the section; empty when the bench has nothing to compare."""
+    """Markdown lines of the section; empty when the bench has nothing to compare.
+
+    ``higher_is_better`` False (the metric is a cost) flips the sign of t and of each seed's comparison, so a
+    positive t and a win still mean the subject did better.
+    """
     subject = "lapt" if "lapt" in methods else "lapt-transfer" if "lapt-transfer" in methods else None
     rivals = [m for m in ("rea", "lapt-transfer") if m in methods and m != subject]
     if subject is None or not rivals:
@@ -38,6 +51,10 @@ def who_won_markdown(
         by[(r.pair, r.method)].append(r)
     budgets = sorted({b for r in rows for b in r.finals})
     shown = [subject, *(m for m in ("lapt-transfer", "rea") if m in rivals)]
+    sign = 1.0 if higher_is_better else -1.0
+
+    def signed(v: float | None) -> float | None:
+        return None if v is None else sign * v
     out = [
         "## Who won",
         "",
@@ -46,7 +63,13 @@ def who_won_markdown(
         + f". Welch's t of {SHORT[subject]} against each other method (t > {BETTER_T:g}: better beyond seed "
         f"noise; t < {WORSE_T:g}: probably worse); wins/ties/losses seed by seed (same seed, same budget); and the "
         f"share of {SHORT[subject]}'s evaluations made outside its refined region (the search may step outside it; "
-        "see lapt/strategies/escape.py). REA is in the full space; transfer only is LAPT without adaptation.",
+        "see lapt/strategies/escape.py). REA is in the full space; transfer only is LAPT without adaptation."
+        + (
+            ""
+            if higher_is_better
+            else f" **Lower is better**: t is of the rival's mean minus {SHORT[subject]}'s and a win is a lower "
+            "value, so a positive t and a win still mean better."
+        ),
         "",
     ]
     for b in budgets:
@@ -66,12 +89,12 @@ def who_won_markdown(
             finals = {m: [r.finals.get(b) for r in by[(p, m)]] for m in shown}
             cells = [p, *(_fmt(finals[m], digits) if by[(p, m)] else "-" for m in shown)]
             for m in rivals:
-                t = welch_t(finals[subject], finals[m]).t
+                t = welch_t([signed(v) for v in finals[subject]], [signed(v) for v in finals[m]]).t
                 ts[m].append(t)
                 cells.append(format_t(t))
             for m in rivals:
-                a = {r.seed: r.finals.get(b) for r in mine}
-                cells.append(str(win_tie_loss(a, {r.seed: r.finals.get(b) for r in by[(p, m)]})))
+                a = {r.seed: signed(r.finals.get(b)) for r in mine}
+                cells.append(str(win_tie_loss(a, {r.seed: signed(r.finals.get(b)) for r in by[(p, m)]})))
             shares = [r.outside_share for r in mine if r.outside_share is not None]
             cells.append(f"{100 * sum(shares) / len(shares):.0f}%" if shares else "-")
             table.append(cells)
