@@ -138,15 +138,24 @@ class OfflineReasoner:
             chosen = ranked[:1] if single else ranked[:max_ops]
             chosen = chosen or [op for op in ops if op not in ranked][:1]
             ranked += [op for op in ops if op not in ranked]
+            kept = ""
+            if layer.get("needs_op") and all(op == "none" for op in chosen):
+                # The principles favour none here (a cost table ranks it first), but a layer that is not
+                # optional must keep working: the best-ranked other op joins it.
+                real = next((op for op in ranked if op != "none"), None)
+                if real is not None:
+                    chosen = [*chosen[: max_ops - 1], real]
+                    kept = f" ({real} kept: the layer needs an op other than none)"
             if layer.get("inputs"):
                 mask[name] = {"ops": chosen, "inputs": layer["inputs"]}
             else:
                 mask[name] = chosen
-            if not single and len(ranked) > len(chosen):
+            if (not single or kept) and len(ranked) > len(chosen):
                 alternatives.append((name, ranked, len(chosen)))
-            reasons.append(f"{name}: {', '.join(chosen)}" + (" (essential)" if single else ""))
+            reasons.append(f"{name}: {', '.join(chosen)}" + (" (essential)" if single else "") + kept)
         mask["rationale"] = "Top-ranked ops per layer from the principles; " + "; ".join(reasons)
-        return _untried(mask, payload.get("avoid_regions") or [], alternatives)
+        needing = {la["name"] for la in payload["layers"] if la.get("needs_op")}
+        return _untried(mask, payload.get("avoid_regions") or [], alternatives, needing)
 
     # -- adaptation ------------------------------------------------------------------------------
     def _adapt_improved(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -321,10 +330,14 @@ def _compute_region_key(mask: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _untried(
-    mask: dict[str, Any], avoid: list[dict[str, Any]], alternatives: list[tuple[str, list[str], int]]
+    mask: dict[str, Any],
+    avoid: list[dict[str, Any]],
+    alternatives: list[tuple[str, list[str], int]],
+    needing: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """``mask``, or, if it is a region already tried, the next-ranked untried one (the refiner is told
-    which regions were tried): on one layer at a time, the last chosen op gives way to the next ranked."""
+    which regions were tried): on one layer at a time, the last chosen op gives way to the next ranked,
+    never leaving a layer of ``needing`` (one that must keep an op other than ``none``) with none alone."""
     tried = {_region_key(m) for m in avoid}
     if _region_key(mask) not in tried:
         return mask
@@ -332,6 +345,8 @@ def _untried(
         for extra in ranked[n:]:
             candidate = dict(mask)
             ops = [*ranked[: n - 1], extra]
+            if name in needing and all(op == "none" for op in ops):
+                continue
             candidate[name] = {**mask[name], "ops": ops} if isinstance(mask[name], dict) else ops
             if _region_key(candidate) not in tried:
                 candidate["rationale"] = f"{mask['rationale']}; {name} tries {extra} (the region was already tried)"

@@ -100,9 +100,13 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
             inputs_rule="- Every node also keeps at least 2 allowed input states.\n" if space.has_inputs else "",
             answer_format=compact.mask_example(space, max_ops),
         )
+        needing = space.layers_needing_an_op()
         payload: dict[str, Any] = {
             "space": space.name,
-            "layers": [{"name": la.name, "ops": list(la.ops), "inputs": list(la.inputs)} for la in space.layers],
+            "layers": [
+                {"name": la.name, "ops": list(la.ops), "inputs": list(la.inputs), "needs_op": la.name in needing}
+                for la in space.layers
+            ],
             "principles": [p.model_dump() for p in principles.principles],
             "max_ops": max_ops,
             "avoid_regions": list(avoid_regions),  # the same objects: their region keys are cached by object

@@ -25,7 +25,7 @@ from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
 from lapt.runs.summary import STOPPED_BY_LEARNER
 from lapt.schemas import PrincipleSet
-from lapt.transfer.masks import from_spec, full_mask, mask_model, to_spec
+from lapt.transfer.masks import from_spec, full_mask, mask_model, recorded_size, to_spec
 from lapt.transfer.regions import layer_scores, untried_region
 from lapt.transfer.target_evidence import evidence_of, op_weights, source_archs
 
@@ -75,7 +75,7 @@ def _mask_record(state: LaptState, ctx: RunContext, mask: Any, source: str, note
         "version": 0 if previous is None else previous["version"] + 1,
         "round": state.get("round", 0),
         "mask": from_spec(ctx.space, spec, mask.rationale).model_dump(),
-        "size": ctx.space.size(spec),
+        "size": recorded_size(ctx.space.size(spec)),
         "source": source,
         "note": note,
     }

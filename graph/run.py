@@ -41,6 +41,7 @@ from lapt.runs.lock import RunLock
 from lapt.runs.result import RunResult
 from lapt.runs.summary import STOPPED_BY_LEARNER, summarize
 from lapt.schemas import PrincipleSet, Trial
+from lapt.search.metrics import metric_str
 from lapt.spaces import SearchSpace
 from lapt.tables.registry import evaluation_table
 from lapt.tools.eval_cache import CachingEvaluator, EvalCache
@@ -354,7 +355,7 @@ class _Progress:
     def _postfix(self) -> None:
         post = {}
         if self.last is not None:
-            post["last"] = f"{self.last:.2f}"
+            post["last"] = metric_str(self.last, 2)
         if self.failed:
             post["failed decisions"] = str(self.failed)
         self.bar.set_postfix(post, refresh=False)

@@ -98,9 +98,11 @@ def _task(task: str | None, tasks: tuple[str, ...]) -> str:
 
 def _metrics(out: Any, selection: str, evaluator: str) -> str:
     """``val=... test=...``, saying which metric a benchmark does not publish."""
+    from lapt.search.metrics import metric_str
+
     if selection == "test":
-        return f"test={out.val:.4f} (the benchmark publishes test only: selection uses it)"
+        return f"test={metric_str(out.val)} (the benchmark publishes test only: selection uses it)"
     if out.test is not None:
-        return f"val={out.val:.4f}  test={out.test:.3f}"
+        return f"val={metric_str(out.val)}  test={metric_str(out.test, 3)}"
     missing = "benchmark publishes validation only" if evaluator == "table" else "the evaluator reports none"
-    return f"val={out.val:.4f}  test=n/a ({missing})"
+    return f"val={metric_str(out.val)}  test=n/a ({missing})"

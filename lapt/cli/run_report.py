@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from lapt.search.metrics import metric_str
+
 
 def metric_text(settings: Any, val: float, test: float | None) -> str:
     """``val=... test=...`` as the run's table has them: a test-only benchmark shows its one metric, and a
@@ -17,8 +19,8 @@ def metric_text(settings: Any, val: float, test: float | None) -> str:
     table = table_for(space) if settings.evaluator == "table" else None
     direction = "" if space.higher_is_better else "  (lower is better)"
     if table is not None and table.selection == "test":
-        return f"test={val:.4f} (the benchmark's only metric: selection uses it){direction}"
-    return f"val={val:.4f}  test={'n/a' if test is None else f'{test:.3f}'}{direction}"
+        return f"test={metric_str(val)} (the benchmark's only metric: selection uses it){direction}"
+    return f"val={metric_str(val)}  test={'n/a' if test is None else metric_str(test, 3)}{direction}"
 
 
 def report(result: Any) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lapt.errors import UserError
+from lapt.search.metrics import metric_str
 
 _WIDTH = 110
 _NODES = frozenset({"learn_principles", "refine_space", "search", "evaluate", "adapt", "finish"})
@@ -75,7 +76,7 @@ def _cut(text: Any, width: int | None = _WIDTH) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+    return "n/a" if v is None else metric_str(v, 2) if isinstance(v, float) else str(v)
 
 
 # -- the timeline --------------------------------------------------------------------------------------
@@ -168,7 +169,10 @@ class _Timeline:
             detail.append(f"rationale: {_cut(rationale, self.width)}")
         if out.get("note"):
             detail.append(f"note: {_cut(out['note'], self.width)}")
-        size = f"{out['size']:,}" if isinstance(out.get("size"), int) else "?"
+        recorded = out.get("size")  # an integer, or its digits as a string beyond 64 bits
+        if isinstance(recorded, str) and recorded.isdigit():
+            recorded = int(recorded)
+        size = f"{recorded:,}" if isinstance(recorded, int) and not isinstance(recorded, bool) else "?"
         self.emit(
             f"mask v{out.get('version')} ({out.get('source')}, round {out.get('round')}): {size} architectures", detail
         )

@@ -14,6 +14,18 @@ import numpy as np
 
 from lapt.schemas import Trial
 
+FIXED_BELOW = 1e9
+"""Metric values at least this large print in scientific notation: a fixed-point 1.6e308 is 309 digits,
+and no accuracy, loss or latency a person reads has ten digits before the point."""
+
+
+def metric_str(value: float, places: int = 4) -> str:
+    """``value`` as result lines print it: ``places`` decimals, or, beyond :data:`FIXED_BELOW`, scientific
+    notation with as many significant digits (``1.6e+308``)."""
+    if abs(value) >= FIXED_BELOW:
+        return f"{value:.{places}g}"
+    return f"{value:.{places}f}"
+
 
 def incumbent_curve(trials: Sequence[Trial]) -> list[Trial | None]:
     """After each evaluation, the best trial so far by fitness (None until one succeeds)."""

@@ -169,6 +169,14 @@ class SearchSpace(abc.ABC):
         """
         return None if self.size(mask) > 0 else "the mask allows no valid architecture"
 
+    def layers_needing_an_op(self) -> frozenset[str]:
+        """Layers that each must allow an op other than ``none`` in every region (see :meth:`region_problem`).
+
+        A refiner reads it to keep such a layer working when the principles favour ``none`` there (a cost
+        table ranks ``none`` first). None by default: a cell needs a path, not any one edge.
+        """
+        return frozenset()
+
     def is_valid(self, genotype: Genotype) -> bool:
         """Whether ``genotype`` is an architecture of the space (every combination is, unless the space
         declares validity rules or takes its candidates from a table)."""

@@ -113,6 +113,13 @@ class CellSpace(SearchSpace):
             )
         return None
 
+    def layers_needing_an_op(self) -> frozenset[str]:
+        """Every layer of a chain that is not optional (a cell needs a path, which no single edge is)."""
+        if self.edges:
+            return frozenset()
+        optional = self.validity.optional if self.validity is not None else frozenset()
+        return frozenset(layer.name for i, layer in enumerate(self._layers) if i not in optional)
+
     def _reaches_output(self, mask: MaskSpec) -> bool:
         """Is there a path from node 0 to the last node along edges that allow an op other than ``none``?"""
         live = [edge for edge, ops in zip(self.edges, mask.ops, strict=True) if any(op != "none" for op in ops)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -287,10 +288,13 @@ def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
     space.validity = build_rules(spec.validity, spec.kind, space.layers, fail)
     if space.validity is not None and space.size() == 0:
         raise fail("[validity] leaves no valid architecture: every op combination is forbidden")
+    dead = space.region_problem(space.full_mask())  # what every refined region is held to, the space first
+    if dead is not None:
+        raise fail(f"the space has no working architecture: {dead.split(': ', 1)[-1]}")
     if spec.validity.table_only and spec.table is None:
         raise fail("[validity] table_only needs a [table]: the table's architectures are the candidates")
     if spec.table is not None and read_table:
-        table_path = (path.parent / spec.table.file).resolve()
+        table_path = _table_path(path, spec.table.file, fail)
         space.table_data = read_table_csv(
             space,
             table_path,
@@ -303,6 +307,22 @@ def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
         if spec.validity.table_only:
             space.validity = TableValidity(space, space.table_data.index, space.validity)
     return space
+
+
+def _table_path(space_file: Path, given: str, fail: _Fail) -> Path:
+    """The table's path: inside the space file's folder (a sub-folder, or a link placed there, is fine).
+
+    A shared space file must not make lapt read whatever its author names (``/etc/passwd``,
+    ``../../.ssh/id_rsa``) and print a piece of it in an error; the folder is what the user handed over.
+    """
+    folder = Path(os.path.abspath(space_file.parent))
+    lexical = Path(os.path.normpath(folder / given))
+    if not lexical.is_relative_to(folder):
+        raise fail(
+            f"[table] file {given!r} is outside the folder of {space_file.name}: keep the table next to the space "
+            "file or in a folder below it"
+        )
+    return lexical.resolve()
 
 
 def _build(spec: SpaceFile, fail: _Fail, source: Path, sha: str) -> UserSpace:
@@ -398,7 +418,9 @@ def _check_ops(spec: SpaceFile, fail: _Fail) -> dict[str, OpInfo]:
     out: dict[str, OpInfo] = {}
     for op, entry in spec.ops.items():
         if not _IDENT.match(op):
-            raise fail(f"op name {op!r} must be an identifier (letters, digits, '_'; not starting with a digit)")
+            raise fail(
+                f"op name {op!r} must be an ASCII identifier (ASCII letters, digits, '_'; not starting with a digit)"
+            )
         for what, text in (("description", entry.description), ("module", entry.module or "")):
             if "\n" in text:
                 raise fail(f"the {what} of op {op!r} must be one line")
@@ -437,7 +459,7 @@ def _check_layers(spec: SpaceFile, fail: _Fail) -> tuple[tuple[LayerSpec, ...], 
                 raise fail(f"{where}: chain layers have no 'edge' (use kind = \"cell\" for a DAG)")
             name = entry.name if entry.name is not None else f"layer_{k + 1}"
             if not _IDENT.match(name) or name in _RESERVED_LAYER_NAMES or name.startswith("edge_"):
-                raise fail(f"{where}: layer name {name!r} must be an identifier, not 'rationale' nor 'edge_*'")
+                raise fail(f"{where}: layer name {name!r} must be an ASCII identifier, not 'rationale' nor 'edge_*'")
             if any(layer.name == name for layer in layers):
                 raise fail(f"{where}: layer name {name!r} is used twice")
             description = entry.description or f"layer {k + 1} of the chain"

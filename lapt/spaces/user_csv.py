@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,11 @@ MAX_TABLE_ARCHS = 2_000_000
 """Largest space a table may describe: dense columns of this length cost 16 MB per task and split."""
 MAX_TABLE_BYTES = 512 * MB
 """Largest table file read: a row of every one of MAX_TABLE_ARCHS architectures at 256 bytes each."""
+
+
+_COLUMN_NAME = re.compile(r"^[\w .+\-()%\[\]]{1,64}$")
+"""What an unknown column name may look like to be quoted in an error: a header is shown back to help fix
+a typo, but the first line of a file that is no table (a configuration file, a key) is never printed."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,13 @@ def _read_header(
     if not header or not any(h.strip() for h in header):
         raise UserError(f"{file} line 1: empty file; expected a header with {arch_column!r} and task columns")
     names = [h.strip() for h in header]
+    if len(names) == 1:
+        for delimiter, what in ((";", "semicolons"), ("\t", "tabs")):
+            if delimiter in names[0] and _COLUMN_NAME.match(names[0].replace(delimiter, "")):
+                raise UserError(
+                    f"{file} line 1: the header is separated by {what} ({delimiter!r}); the table must be "
+                    "comma-separated (save it as CSV with ',' between fields)"
+                )
     known: dict[str, tuple[str, str]] = {}  # column -> (task, split)
     for task in space.tasks:
         for split in ("val", "test"):
@@ -185,6 +198,11 @@ def _read_header(
             if split == "test" and val_column is not None and val_column not in names:
                 raise UserError(f"{file} line 1: test column {name!r} has no validation column {val_column!r}")
             columns.append(_Column(pos, name, task, split))
+        elif not _COLUMN_NAME.match(name):  # not a CSV table at all: its first line is not shown
+            raise UserError(
+                f"{file} line 1: not a table header (a field of {len(name):,} characters that is no column name; "
+                f"expected {arch_column!r} and, per task, {_expected(metric, space)})"
+            )
         else:
             raise UserError(
                 f"{file} line 1: unknown column {name!r} (expected {arch_column!r} and, per task, "

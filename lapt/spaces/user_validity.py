@@ -55,6 +55,13 @@ def _optional_layers(
         if len(ops) < 2:
             raise fail(f"[validity] optional layer {name!r} has no op besides the absent one {entry.absent!r}")
         out.append(i)
+    fixed = [names[i] for i in range(min(out, default=len(names)), len(names)) if i not in out]
+    if fixed:  # left out "from the end only": an optional layer before a fixed one could never be left out
+        first = names[min(out)]
+        raise fail(
+            f"[validity] optional: layer {first!r} is not at the end of the chain: optional layers must be the last "
+            f"ones ({', '.join(fixed)} after it {'is' if len(fixed) == 1 else 'are'} not optional)"
+        )
     return sorted(out)
 
 

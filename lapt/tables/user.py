@@ -50,6 +50,24 @@ class UserTable(BenchmarkTable):
         self.dense = data.rows == space.size()
         self.selection = data.selection
 
+    def check_task(self, task: str) -> str:
+        """``task`` if the table has its columns. A task the space declares without columns (the docs allow
+        it) is one the table does not measure: it can be the target of a run evaluated by the space's own
+        code, and the refusal says so instead of calling the task unknown."""
+        space = self.space
+        if task not in self._val and isinstance(space, UserSpace) and task in space.tasks:
+            code = space.function is not None or space.network is not None
+            how = (
+                "evaluate it with the space's own code (--evaluator python or train)"
+                if code
+                else "give the space an [evaluator] to evaluate it"
+            )
+            raise UserError(
+                f"task {task!r} has no columns in {self.path.name}: the table does not measure it; {how} "
+                f"(table tasks: {', '.join(self.tasks)})"
+            )
+        return super().check_task(task)
+
     def lookup(self, genotype: Genotype, task: str) -> Metrics:
         """Metrics of ``genotype`` on ``task``; :class:`ArchNotInTable` if the table lacks it."""
         self.check_task(task)

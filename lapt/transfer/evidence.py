@@ -5,6 +5,7 @@ Both reasoners see the same figures: the LLM as a table in its prompt, the offli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,25 @@ import numpy as np
 from lapt.spaces import Genotype, SearchSpace
 
 HIT_QUANTILE = 0.05  # "hit" = among the best 5 % of the architectures considered
+
+
+def magnitude(values: np.ndarray) -> float:
+    """The power of two at the scale of the largest absolute finite value (1.0 when there is none, or it is
+    0): what sums and squares of metric values are taken at, so that a table of values near the largest
+    float (1.7e308) sums without overflow. A power of two, because dividing by one is exact: means and
+    z-scores come out bit for bit as they would unscaled, wherever that does not overflow."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    top = float(np.max(np.abs(finite))) if finite.size else 0.0
+    return math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 0) of finite ``values``, computed at their :func:`magnitude`."""
+    v = np.asarray(values, dtype=float)
+    scale = magnitude(v)
+    u = v / scale
+    return float(u.mean()) * scale, float(u.std()) * scale
 
 
 def layer_statistics(
@@ -49,7 +69,7 @@ def layer_statistics(
                 "top_count": float(top_count),
                 "top_share": top_count / max(1, len(order)),
                 "hit_rate": float(rates[li][k]),
-                "mean": float(vals[sel].mean()) if n else float("nan"),
+                "mean": mean_std(vals[sel])[0] if n else float("nan"),
             }
         stats[layer.name] = per_op
     return stats

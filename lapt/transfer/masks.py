@@ -120,6 +120,17 @@ def parse_mask(space: SearchSpace, data: Any, max_ops: int | None = None, origin
         raise UserError(f"{origin}: invalid mask at {where}: {err['msg']}") from e
 
 
+MAX_RECORDED_INT = 2**63 - 1
+"""The largest integer a checkpoint holds: LangGraph's checkpointer writes msgpack, whose integers are 64-bit
+(signed, as SQLite's are). A chain of 64 two-op layers already has 2**64 architectures."""
+
+
+def recorded_size(size: int) -> int | str:
+    """A region's size as a run records it (mask records, decisions, checkpoints): the integer, or, above
+    :data:`MAX_RECORDED_INT`, its exact decimal digits as a string (``int()`` reads either back)."""
+    return size if size <= MAX_RECORDED_INT else str(size)
+
+
 def mask_summary(space: SearchSpace, spec: MaskSpec) -> str:
     """One line per layer, for terminals and logs."""
     lines = []

@@ -63,7 +63,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from lapt.spaces import Genotype, SearchSpace
-from lapt.transfer.evidence import HIT_QUANTILE, hit_rates, op_codes
+from lapt.transfer.evidence import HIT_QUANTILE, hit_rates, magnitude, op_codes
 
 MIN_RANKED = 5  # evaluations before a source's rank correlation on the target is trusted
 RIDGE = 5.0  # penalty on the per-op deviations: about 5 evaluations of evidence to move one by half
@@ -173,7 +173,7 @@ def evidence_of(record: TargetRecord, sources: Sequence[SourceColumn]) -> dict[s
     offsets = record.offsets
     y, rows, hot, use = record.arrays()
     m = int(offsets[-1])
-    yz = (y - y.mean()) / y.std() if len(y) >= 2 and y.std() > 0 else np.zeros(len(y))
+    yz = _zscores(y)
 
     # Each evaluated architecture's row in the source columns; one the sources never measured (a user
     # table need not hold every cell) reads the extra last entry, an average prediction (z = 0).
@@ -192,7 +192,7 @@ def evidence_of(record: TargetRecord, sources: Sequence[SourceColumn]) -> dict[s
         p = p_all[:-1]
 
     # Calibration: yz ~ alpha + beta * p + onehot @ delta (ridge on delta, beta shrunk to its prior).
-    fitted = len(y) >= 2 and y.std() > 0
+    fitted = len(y) >= 2 and bool(np.any(yz != 0))
     alpha, beta, delta = 0.0, 1.0, np.zeros(m)
     if fitted and p_all is not None and rows is not None:
         alpha, beta, delta = _fit(yz, hot, m, p_all[rows])
@@ -349,9 +349,20 @@ def _priorhit_rates(codes: np.ndarray, p_all: np.ndarray, sizes: Sequence[int]) 
     return hit[1]
 
 
+def _zscores(y: np.ndarray) -> np.ndarray:
+    """``(y - mean) / std`` of the target results (zeros for fewer than two, or all equal), taken at the
+    values' magnitude so that metrics near the largest float neither overflow nor warn."""
+    if len(y) < 2:
+        return np.zeros(len(y))
+    u = np.asarray(y, dtype=float) / magnitude(y)
+    std = float(u.std())
+    return (u - u.mean()) / std if std > 0 else np.zeros(len(y))
+
+
 def _standardised(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     finite = np.isfinite(v)
+    v = v / magnitude(v)  # z-scores do not depend on the scale; sums near 1.7e308 would overflow
     mean, std = float(v[finite].mean()), float(v[finite].std())
     z = (v - mean) / (std if std > 0 else 1.0)
     z[~finite] = float(z[finite].min()) if finite.any() else 0.0  # unmeasured cells rank last
