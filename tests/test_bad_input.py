@@ -188,15 +188,17 @@ def _file_cases(run: Any, tmp: Path, cli: list[str], run_dir: str) -> dict[str, 
 def _toy_cases(tmp: Path, cli: list[str], run_dir: str) -> dict[str, tuple[list[str], str]]:
     """User spaces: a table that is a device or a FIFO; training a space lapt has no network for."""
     cases: dict[str, tuple[list[str], str]] = {}
-    for name, table in (("table-dev-zero", "/dev/zero"), ("table-fifo", "fifo.csv")):
+    for name, table in (("table-dev-zero", "zero.csv"), ("table-fifo", "fifo.csv")):
         folder = tmp / name
         shutil.copytree(TOY_SPACE, folder)
         if table == "fifo.csv":
             os.mkfifo(folder / table)
+        else:  # a link in the space's folder is followed (a path outside it is refused before)
+            (folder / table).symlink_to("/dev/zero")
         toml = folder / "toy_space.toml"
         text = toml.read_text().replace('file = "toy_table.csv"', f'file = "{table}"')
         toml.write_text("\n".join(line for line in text.splitlines() if not line.startswith("sha256")) + "\n")
-        kind = "a device" if table == "/dev/zero" else "a FIFO (named pipe)"
+        kind = "a device" if table == "zero.csv" else "a FIFO (named pipe)"
         argv = [*cli, "run", "--space", str(toml), "--source", "task_a", "--target", "task_b", "--run-dir", run_dir]
         cases[name] = (argv, f"is {kind}, not a file")
     toy = str(TOY_SPACE / "toy_space.toml")

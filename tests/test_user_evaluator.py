@@ -176,9 +176,10 @@ def test_a_changed_function_refuses_the_resume_and_the_original_resumes_exactly(
 
 def test_bad_evaluator_options_are_one_line(tmp_path, capsys):
     toml = tmp_path / "lossy.toml"
+    shutil.copy(TOY.parent / "toy_table.csv", tmp_path)  # a table is read from the space file's folder
     toml.write_text(TOY.read_text().replace('name = "toy"', 'name = "lossy"').replace(
         "[search]", "[metric]\nhigher_is_better = false\n\n[search]"
-    ).replace('file = "toy_table.csv"', f'file = "{TOY.parent / "toy_table.csv"}"')
+    )
         + f'\n[evaluator]\nnetwork = "digits_family:build"\npath = "{DIGITS_DIR}"\n')
     cases = [
         (["--evaluator", "python:nowhere_module:f"], "no module 'nowhere_module'"),
