@@ -73,7 +73,8 @@ class FunctionEvaluator:
     Args:
         module: the module's dotted name.
         function: the function's name in it.
-        path: folder imported from (put first on ``sys.path``), or None for ``sys.path`` as it is.
+        path: folder imported from (put on ``sys.path`` after the standard library), or None for ``sys.path``
+            as it is.
 
     Raises:
         UserError: the module cannot be found or imported, or the name is not a function.

@@ -18,6 +18,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class CodeRef:
     Attributes:
         module: dotted module name.
         function: attribute path of the callable inside the module (dotted for a class attribute).
-        path: absolute folder put first on ``sys.path`` before importing; None to use ``sys.path`` as is.
+        path: absolute folder put on ``sys.path`` (after the standard library) before importing; None to use
+            ``sys.path`` as is.
     """
 
     module: str
@@ -47,6 +49,10 @@ class CodeRef:
         m = CODE_REF.match(text.strip())
         if not m:
             raise UserError(f"{what} {text!r}: expected MODULE:FUNCTION (Python names, e.g. my_family:evaluate)")
+        top = m.group(1).split(".")[0]
+        if top in sys.stdlib_module_names:
+            # Python would import the standard module, never the file of that name next to the space file.
+            raise UserError(f"{what} {text!r}: {top!r} is the name of a standard-library module; rename your file")
         return cls(m.group(1), m.group(2), None if path is None else str(Path(path).resolve()))
 
     @property
