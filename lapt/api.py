@@ -116,9 +116,12 @@ def execute(
     from lapt.graph.run import RunRequest
     from lapt.graph.run import execute as execute_request
 
+    # Paths are made absolute once, here: an evaluator may os.chdir() while the run writes its files.
     path: Path | None = None
     if run_dir is not False:
-        path = default_run_dir() if run_dir in (None, True) else Path(str(run_dir))
+        path = Path(os.path.abspath(default_run_dir() if run_dir in (None, True) else Path(str(run_dir))))
+    if isinstance(store, str | Path):
+        store = os.path.abspath(Path(store).expanduser())
     request = RunRequest(
         settings=settings,
         space=space,
@@ -155,7 +158,7 @@ def resume(
     """
     from lapt.runs.identity import read_stored_run
 
-    path = Path(run_dir)
+    path = Path(os.path.abspath(run_dir))
     stored = read_stored_run(RunDirectory(path).read_config(), path)
     settings = stored.settings
     space = get_space(settings.space)

@@ -92,7 +92,7 @@ def check_user_network(space_name: str, train: TrainSettings) -> None:
 
     from lapt.tools.train.datasets import load_dataset
     from lapt.tools.train.errors import TrainingInputError
-    from lapt.tools.train.user_code import import_callable
+    from lapt.tools.train.user_code import import_callable, user_output_to_stderr
 
     first = next(iter(space.enumerate(limit=space.size())))
     try:
@@ -101,10 +101,10 @@ def check_user_network(space_name: str, train: TrainSettings) -> None:
         raise UserError(str(e)) from e
     arch = space.describe_genotype(first)
     try:
-        model = import_callable(ref.module, ref.function, ref.path)(
-            arch, num_classes=data.num_classes, in_channels=data.in_channels, **train.net
-        )
-    except Exception as exc:  # user code: anything it raises means the builder cannot be used
+        build = import_callable(ref.module, ref.function, ref.path)
+        with user_output_to_stderr():
+            model = build(arch, num_classes=data.num_classes, in_channels=data.in_channels, **train.net)
+    except (Exception, SystemExit) as exc:  # user code: anything it raises means the builder cannot be used
         text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         raise UserError(f"network builder {ref.spec} cannot build {space.to_str(first)}: {text}") from exc
     if not isinstance(model, nn.Module):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")
     p.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)"
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default: one per core)"
     )
     p.add_argument("--out", metavar="DIR", help="bench directory (default: a new folder under ./benches)")
     p.add_argument(
@@ -117,6 +116,10 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
             f"--first-seed {args.first_seed} with --seeds {args.seeds}: the last seed must be <= {MAX_SEED} "
             "(a run's seed is stored as a signed 64-bit integer)"
         )
+    if args.workers is None:
+        from lapt.tools.executors.base import available_cores
+
+        args.workers = available_cores()
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.max_ops is not None and args.max_ops < 1:
@@ -170,6 +173,23 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
+def warn_oversubscribed(workers: int) -> None:
+    """Say so when ``--workers`` asks for more processes than this machine has cores.
+
+    Allowed (a bench's table lookups are light, and results do not depend on the worker count), but
+    the processes then share the cores and the bench is no faster, often slower, than one per core.
+    """
+    from lapt.tools.executors.base import available_cores
+
+    cores = available_cores()
+    if workers > cores:
+        print(
+            f"lapt: warning: --workers {workers} exceeds the {cores} cores of this machine: the runs share them "
+            f"(same results, no faster than --workers {cores})",
+            file=sys.stderr,
+        )
+
+
 def bench(args: argparse.Namespace) -> int:
     """Validate everything, run every job, write the bench directory and print the summary's location."""
     from lapt.cli.common import announce_offline
@@ -190,6 +210,7 @@ def bench(args: argparse.Namespace) -> int:
     check_writable_dir(out, "--out")
     if llm is None:
         announce_offline()  # only now: every refusal above is one line on its own
+    warn_oversubscribed(args.workers)
     n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
     print(
         f"lapt bench: {space_label(config.space)}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "

@@ -123,9 +123,9 @@ def default_store_path() -> Path:
 def resolve_store_path(explicit: str | Path | None = None) -> Path:
     """The store to use: ``explicit`` if given, else ``$LAPT_PRINCIPLE_STORE``, else the default."""
     if explicit:
-        return Path(explicit).expanduser()
+        return Path(os.path.abspath(Path(explicit).expanduser()))
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else default_store_path()
+    return Path(os.path.abspath(Path(env).expanduser())) if env else default_store_path()
 
 
 _SCHEMA = """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import urllib.parse
 from pathlib import Path
@@ -174,6 +175,18 @@ def resolve_space_ref(name: str) -> str:
     return f"file:{Path(path).expanduser().resolve()}"
 
 
+def absolute_path(path: str | None) -> str | None:
+    """``path`` made absolute against the working directory of now (None stays None).
+
+    Every path a run is given is resolved once, when its settings are made: user code may call
+    ``os.chdir()`` in the middle of a run, and a relative path read after that would name another file.
+    Symbolic links are kept (only ``..`` and the working directory are resolved).
+    """
+    if path is None:
+        return None
+    return os.path.abspath(os.path.expanduser(path))
+
+
 class TrainSettings(BaseModel):
     """How every architecture of a ``--evaluator train`` run is trained (the worker's request fields).
 
@@ -208,6 +221,18 @@ class TrainSettings(BaseModel):
     def _device(cls, value: str) -> str:
         if not _DEVICE.match(value):
             raise ValueError(f"unknown device {value!r} (use auto, cpu, cuda or cuda:N)")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: str | None) -> str | None:
+        return absolute_path(value)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value.startswith("npz:") and len(value) > 4:
+            return f"npz:{absolute_path(value[4:])}"
         return value
 
 
@@ -285,6 +310,11 @@ class RunSettings(BaseModel):
     @classmethod
     def _space(cls, value: str) -> str:
         return resolve_space_ref(value)
+
+    @field_validator("prompts_dir", "llm_cache")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return absolute_path(value)
 
     @field_validator("sources")
     @classmethod

@@ -18,7 +18,7 @@ from lapt.tools.train.datasets import DatasetSplits
 from lapt.tools.train.device import is_out_of_memory, peak_memory_mb, release_memory
 from lapt.tools.train.errors import NonFiniteLossError
 from lapt.tools.train.trainer import TrainConfig, Trainer, seed_everything
-from lapt.tools.train.user_code import import_callable
+from lapt.tools.train.user_code import import_callable, user_output_to_stderr
 
 RESULT_KEYS = ("status", "val_acc", "test_acc", "train_acc", "train_loss", "params", "flops",
                "train_seconds", "peak_memory_mb", "device", "error", "failure", "split")
@@ -49,7 +49,8 @@ def _build(space: str, genotype: Any, data: DatasetSplits, net: Mapping[str, Any
     if builder is None:
         return build_network(space, genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
     build = import_callable(builder["module"], builder["function"], builder.get("path"))
-    model = build(genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
+    with user_output_to_stderr():  # stdout is the worker's JSON result
+        model = build(genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
     if not isinstance(model, nn.Module):
         raise NetworkBuildError(f"{builder['module']}:{builder['function']} returned a {type(model).__name__}, "
                                 "not a torch.nn.Module")
@@ -84,7 +85,8 @@ def run_trial(space: str, genotype: Any, data: DatasetSplits, config: TrainConfi
         metrics = trainer.fit(model, data)
         metrics.pop("threads", None)
         result.update(metrics, status="ok")
-    except Exception as exc:  # failure-is-data boundary: any error of one trial is its result, not a crash
+    except (Exception, SystemExit) as exc:  # failure-is-data boundary: any error of one trial (sys.exit() in a
+        # network builder included) is its result, not a crash
         result["failure"] = _failure_kind(exc)
         result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         result["peak_memory_mb"] = peak_memory_mb(device)

@@ -10,16 +10,51 @@ starts with its parent's ``sys.path`` and then imports much of the standard libr
 ``logging.py`` next to the space file would replace the standard module there and kill every worker,
 while this process, which imported those modules long before, would not notice. After the standard
 library, a file named like a standard module is never imported in place of it, on any executor.
+
+Whatever user code prints goes to stderr (:func:`user_output_to_stderr`): stdout carries lapt's own
+result lines (``lapt run``, ``lapt eval --json``) and the training worker's JSON result, which a
+``print()`` in an evaluator or a network builder would otherwise corrupt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+_GUARD_LOCK = threading.Lock()
+_guard_depth = 0
+_saved_stdout: TextIO | None = None
+
+
+@contextlib.contextmanager
+def user_output_to_stderr() -> Iterator[None]:
+    """While user code runs, ``sys.stdout`` is ``sys.stderr``.
+
+    Counted rather than nested like :func:`contextlib.redirect_stdout`: evaluations overlap in the
+    threads of one process, and a plain nested swap restored by the first thread to finish would
+    leave stdout pointing at stderr for good. lapt itself prints nothing to stdout while evaluations
+    run (its result lines come after the search).
+    """
+    global _guard_depth, _saved_stdout
+    with _GUARD_LOCK:
+        if _guard_depth == 0:
+            _saved_stdout = sys.stdout
+            sys.stdout = sys.stderr
+        _guard_depth += 1
+    try:
+        yield
+    finally:
+        with _GUARD_LOCK:
+            _guard_depth -= 1
+            if _guard_depth == 0 and _saved_stdout is not None:
+                sys.stdout = _saved_stdout
+                _saved_stdout = None
 
 
 def _stdlib_entries() -> set[str]:
@@ -56,7 +91,8 @@ def import_callable(module: str, function: str, path: str | None = None) -> Call
     """
     if path is not None:
         add_code_folder(path)
-    obj: Any = importlib.import_module(module)
+    with user_output_to_stderr():  # a module may print when it is imported
+        obj: Any = importlib.import_module(module)
     if path is not None:
         top = sys.modules[module.split(".")[0]]
         file: str | None = getattr(top, "__file__", None)
