@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--workers", type=int, default=None, metavar="N", help="worker processes (default: one per core)"
     )
-    p.add_argument("--out", metavar="DIR", help="bench directory (default: a new folder under ./benches)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="bench directory (default: a new folder under ./benches); the same command on the DIR of an "
+        "interrupted bench continues it",
+    )
     p.add_argument(
         "--llm-cache",
         metavar="PATH",
@@ -162,14 +168,11 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    from lapt.experiments.files import CURVES, RESULTS
     from lapt.runs.directory import default_run_dir
 
     out = Path(args.out) if args.out else default_run_dir(Path("benches"))
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
-    if (out / RESULTS).exists() or (out / CURVES).exists():
-        raise UserError(f"--out {out} already holds a bench (use `lapt report {out}` to redraw it, or a new --out)")
     return out
 
 
@@ -190,12 +193,28 @@ def warn_oversubscribed(workers: int) -> None:
         )
 
 
+def _open_journal(out: Path, config: Any) -> Any:
+    """The bench's journal in ``out`` (new, or the one of an interrupted bench of the same settings).
+
+    Called with the folder's lock held, so that what is read here cannot change before the bench writes.
+    """
+    from lapt.experiments.files import CURVES, RESULTS
+    from lapt.experiments.journal import BenchJournal
+    from lapt.runs.identity import source_sha256
+
+    if (out / RESULTS).exists() or (out / CURVES).exists():
+        raise UserError(f"--out {out} already holds a bench (use `lapt report {out}` to redraw it, or a new --out)")
+    return BenchJournal(out, config, source_sha256())
+
+
 def bench(args: argparse.Namespace) -> int:
-    """Validate everything, run every job, write the bench directory and print the summary's location."""
+    """Validate everything, claim the bench directory, run every job not yet in its journal, write the
+    bench directory and print the summary's location."""
     from lapt.cli.common import announce_offline
     from lapt.experiments.files import SUMMARY
     from lapt.experiments.runner import run_bench
     from lapt.files.outputs import check_writable_dir
+    from lapt.runs.lock import RunLock
 
     out = _out_dir(args)
     llm = llm_settings(args, announce=False)
@@ -208,17 +227,35 @@ def bench(args: argparse.Namespace) -> int:
     for pair in config.pairs if lapt_methods else ():
         settings_for(Job(lapt_methods[0], pair, config.seeds[0]), config, llm)
     check_writable_dir(out, "--out")
-    if llm is None:
-        announce_offline()  # only now: every refusal above is one line on its own
-    warn_oversubscribed(args.workers)
-    n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
-    print(
-        f"lapt bench: {space_label(config.space)}, {len(config.pairs)} pair(s) x {len(config.methods)} method(s) x "
-        f"{len(config.seeds)} seed(s) = {n_jobs} runs, budget {config.budget}, {args.workers} worker(s)",
-        file=sys.stderr,
-    )
-    start = time.perf_counter()
-    curves = run_bench(config, out, llm=llm, workers=args.workers, progress=not args.quiet)
+    created = not out.exists()
+    # One bench per folder: a second one on the same --out is refused here, before it reads anything.
+    with RunLock(out, what="--out"):
+        try:
+            journal = _open_journal(out, config)
+        except UserError:
+            if created:  # nothing of a bench was written: leave no folder behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        try:
+            if llm is None:
+                announce_offline()  # only now: every refusal above is one line on its own
+            warn_oversubscribed(args.workers)
+            n_jobs = len(config.pairs) * len(config.methods) * len(config.seeds)
+            print(
+                f"lapt bench: {space_label(config.space)}, {len(config.pairs)} pair(s) x {len(config.methods)} "
+                f"method(s) x {len(config.seeds)} seed(s) = {n_jobs} runs, budget {config.budget}, "
+                f"{args.workers} worker(s)",
+                file=sys.stderr,
+            )
+            if journal.continued:
+                print(
+                    f"lapt bench: continuing the bench in {out}: {len(journal.done)} of {n_jobs} runs are done",
+                    file=sys.stderr,
+                )
+            start = time.perf_counter()
+            curves = run_bench(config, out, llm=llm, workers=args.workers, progress=not args.quiet, journal=journal)
+        finally:
+            journal.close()
     print(f"bench directory: {out}")
     print(f"summary: {out / SUMMARY}  (runs {curves.wall_s:.1f} s, total {time.perf_counter() - start:.1f} s)")
     return 0

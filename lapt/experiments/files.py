@@ -149,6 +149,9 @@ class CurvesFile(BaseModel):
     higher_is_better: bool = True
     wall_s: float
     workers: int
+    continued_runs: int = Field(
+        0, ge=0, description="runs read from the journal of an interrupted bench (wall_s is of the others only)"
+    )
     references: dict[str, Reference]
     oracle: dict[str, OracleInfo]
     curves: dict[str, dict[str, list[list[float | None]]]] = Field(

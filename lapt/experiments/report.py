@@ -114,8 +114,14 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
     out = [
         f"# LAPT bench: {space_label(cfg.space)}, budget {cfg.budget}, {seed_text}",
         "",
-        f"Reasoner: {reasoner}. Wall time of the runs: {curves.wall_s:.1f} s with {curves.workers} worker(s). "
-        f"Rows: {len(rows)} (method x pair x seed).",
+        f"Reasoner: {reasoner}. Wall time of the runs: {curves.wall_s:.1f} s with {curves.workers} worker(s)"
+        + (
+            f" (a continued bench: {curves.continued_runs} run(s) came from the journal of an interrupted one, "
+            "and this time is of the rest only). "
+            if curves.continued_runs
+            else ". "
+        )
+        + f"Rows: {len(rows)} (method x pair x seed).",
         "",
         _selection_text(curves, metric),
         "Cells are mean ± std over seeds (numpy's std, ddof=0). Every method uses the same seeds; REA and "

@@ -21,10 +21,16 @@ LOCK_NAME = ".lock"
 
 
 class RunLock:
-    """Exclusive, non-blocking lock on a run directory (created if missing)."""
+    """Exclusive, non-blocking lock on a run directory (created if missing).
 
-    def __init__(self, run_dir: Path):
+    Args:
+        run_dir: the folder.
+        what: how refusals name it (a bench directory is ``--out DIR``).
+    """
+
+    def __init__(self, run_dir: Path, what: str = "run directory"):
         self.run_dir = run_dir
+        self.what = what
         self._fh: IO[str] | None = None
 
     @property
@@ -37,7 +43,7 @@ class RunLock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fh = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
         except OSError as e:
-            raise UserError(f"cannot use run directory {self.run_dir}: {e.strerror or e}") from e
+            raise UserError(f"cannot use {self.what} {self.run_dir}: {e.strerror or e}") from e
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
@@ -45,7 +51,7 @@ class RunLock:
             owner = fh.read().strip() or "unknown"
             fh.close()
             raise UserError(
-                f"run directory {self.run_dir} is in use by another lapt process (pid {owner}); "
+                f"{self.what} {self.run_dir} is in use by another lapt process (pid {owner}); "
                 "wait for it to end"
             ) from e
         fh.seek(0)
