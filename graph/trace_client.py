@@ -28,6 +28,7 @@ import requests
 from urllib3.util.retry import Retry
 
 from lapt.errors import UserError
+from lapt.files.json_input import load_json
 from lapt.llm.redaction import Redactor, redact
 from lapt.runs.trace_file import RUN_FIELDS, TraceWriter
 
@@ -155,9 +156,9 @@ def _never_sent(path: Path, sent_log: Path) -> int:
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                run = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line: not a run
+                run = load_json(line)
+            except ValueError:  # a torn last line, or one nested too deeply: not a run
+                continue
             if isinstance(run, dict) and run.get("id") and run.get("end_time"):
                 ended.add(str(run["id"]))
     return len(ended - sent)

@@ -97,8 +97,10 @@ def _environment(exc: BaseException) -> EnvironmentFailure | None:
 
 
 def _fail(line: str, code: int) -> int:
+    from lapt.cli.printable import printable
+
     with contextlib.suppress(OSError):  # stderr itself is gone: the exit status is all that is left
-        print(line, file=sys.stderr)
+        print(printable(line, keep_newlines=True), file=sys.stderr)  # messages quote paths and file contents
     return code
 
 

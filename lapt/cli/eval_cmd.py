@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lapt.cli.printable import printable
+
 
 def register(sub: Any) -> None:
     """Add the ``eval`` sub-command."""
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"space": space.name, "arch": space.to_str(genotype), "task": task, **out.model_dump()}))
     elif out.status != "ok":
-        print(f"{space.to_str(genotype)}  task={task}  FAILED: {out.error}")
+        print(printable(f"{space.to_str(genotype)}  task={task}  FAILED: {out.error}"))
         return 1
     else:
         extras = "  ".join(
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         cost = f"  {'train_s' if evaluator == 'train' else 'cost_s'}={out.cost_s:.1f}" if evaluator != "table" else ""
         metrics = _metrics(out, selection, evaluator)
         direction = "" if space.higher_is_better else "  (lower is better)"
-        print(f"{space.to_str(genotype)}  task={task}  {metrics}{direction}{cost}  {extras}".rstrip())
+        print(printable(f"{space.to_str(genotype)}  task={task}  {metrics}{direction}{cost}  {extras}".rstrip()))
     return 0
 
 

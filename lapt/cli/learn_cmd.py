@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lapt.cli.common import add_llm_options, add_run_options, llm_settings, sources
+from lapt.cli.printable import printable
 
 
 def register(sub: Any) -> None:
@@ -69,15 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if learned.value is None:
         raise UserError(f"the learner gave no valid principles: {learned.reply.error}")
     pset = learned.value
-    print(f"# principles learned on {space.name} from {', '.join(srcs)} ({pset.reasoner})")
-    for p in pset.principles:
-        print(f"- [{p.confidence:.2f}] {p.statement}")
+    print(printable(f"# principles learned on {space.name} from {', '.join(srcs)} ({pset.reasoner})"))
+    for p in pset.principles:  # an LLM's words: printed with control characters escaped
+        print(printable(f"- [{p.confidence:.2f}] {p.statement}"))
     refined = agents.refiner(space, pset, max_ops, "a new task")
     if refined.value is None:
         raise UserError(f"the refiner gave no valid mask: {refined.reply.error}")
     spec = to_spec(space, refined.value)
     print(f"\n# refined space: {space.size(spec):,} of {space.size():,} architectures")
-    print(mask_summary(space, spec))
+    print(printable(mask_summary(space, spec), keep_newlines=True))
     if store is not None:
         from lapt.graph.run import principle_provenance
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
+import secrets
+import stat
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lapt.cli.printable import printable
 
 if TYPE_CHECKING:
     from lapt.principles.store import PrincipleStore, StoredPrinciples
@@ -51,7 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
     records = store.list(args.space)
     if not records:
         where = f" for space {args.space!r}" if args.space else ""
-        print(f"no principle sets{where} in {store.path}")
+        print(printable(f"no principle sets{where} in {store.path}"))
         return 0
     print(f"{'id':<12}  {'created (UTC)':<16}  {'space':<10} {'n':>3}  {'reasoner':<18} source tasks / parent")
     for r in records:
@@ -61,12 +64,13 @@ def run_list(args: argparse.Namespace) -> int:
         tail = ",".join(prov.source_tasks) or "-"
         if prov.parent_id:
             tail += f"  (adapts {prov.parent_id})"
-        print(f"{r.id:<12}  {created:<16}  {prov.space:<10} {len(r.principle_set.principles):>3}  {who:<18} {tail}")
+        n = len(r.principle_set.principles)
+        print(printable(f"{r.id:<12}  {created:<16}  {prov.space:<10} {n:>3}  {who:<18} {tail}"))
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    """Print a record for humans."""
+    """Print a record for humans (control characters in its text shown as escapes)."""
     print(format_record(_store(args).get(args.id)))
     return 0
 
@@ -94,36 +98,68 @@ def format_record(r: StoredPrinciples) -> str:
             lines.append(f"     favour: {', '.join(p.favour) or '-'}; avoid: {', '.join(p.avoid) or '-'}")
         if p.evidence:
             lines.append(f"     evidence: {p.evidence}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a shared export may hold terminal escapes
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the record as JSON to stdout or, atomically, to a file."""
-    text = json.dumps(_store(args).export(args.id), indent=2, ensure_ascii=False) + "\n"
-    if not args.output:
-        print(text, end="")
-        return 0
-    from lapt.errors import UserError, environment_failure
+    """Write the record as JSON to stdout or, atomically, to a file.
 
+    On stdout the JSON is ASCII (every other character as a ``\\u`` escape, the same document), so a
+    terminal never receives a control character from a statement; in a file it is UTF-8.
+    """
+    doc = _store(args).export(args.id)
+    if not args.output:
+        print(json.dumps(doc, indent=2, ensure_ascii=True))
+        return 0
     target = Path(args.output)
+    write_export(target, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print(printable(f"wrote {target}"))
+    return 0
+
+
+def write_export(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through a temporary file renamed over it, so a reader never sees half.
+
+    Only a regular file (or a new name) is written: the rename would replace a FIFO, a device node
+    (``-o /dev/null`` as root) or a symbolic link by a regular file, so those are refused instead. The
+    file gets the permissions any new file of this user gets (the umask), or keeps those of the file it
+    replaces: a principle export holds no secret.
+
+    Raises:
+        UserError: the target is not a regular file, or cannot be written (a bad path).
+        EnvironmentFailure: the disk is full or the machine failed while writing.
+    """
+    from lapt.errors import UserError, environment_failure
+    from lapt.files.inputs import kind_of
 
     def failed(e: OSError) -> Exception:  # the machine (exit 1) or a bad path (exit 2)
         bad_path = UserError(f"cannot write {target}: {e.strerror or e}")
         return environment_failure(e, f"cannot write {target}") or bad_path
 
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        st: os.stat_result | None = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise failed(e) from e
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UserError(f"-o {target}: is a symbolic link; give the file itself (the export would replace the link)")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UserError(f"-o {target}: is {kind_of(st.st_mode)}, not a file")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any new file
     except OSError as e:
         raise failed(e) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            if st is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
         os.replace(tmp, target)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise failed(e) from e
-    print(f"wrote {target}")
-    return 0
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from lapt.cli.printable import printable
 from lapt.search.metrics import metric_str
 
 
@@ -35,7 +36,7 @@ def report(result: Any) -> int:
         errors = [t.error for t in result.trials if t.error]
         first = f"; the first: {errors[0]}" if errors else ""
         _degraded(s)
-        print(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}",
+        print(printable(f"lapt: error: no successful evaluation: {s['evaluations']} evaluation(s), all failed{first}"),
               file=sys.stderr)
         return 1
     where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
@@ -57,4 +58,4 @@ def report(result: Any) -> int:
 def _degraded(summary: dict[str, Any]) -> None:
     reasons = summary.get("degraded") or []
     if reasons:
-        print(f"DEGRADED: {'; '.join(reasons)}")
+        print(printable(f"DEGRADED: {'; '.join(reasons)}"))

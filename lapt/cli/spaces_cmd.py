@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from lapt.cli.printable import printable
+
 if TYPE_CHECKING:
     from lapt.spaces import SearchSpace
     from lapt.spaces.user import UserSpace
@@ -49,7 +51,7 @@ def _print_header(label: str, space: SearchSpace) -> None:
     size = f"{space.size():,} architectures"
     if isinstance(space, CellSpace) and space.validity is not None:
         size += f" (of {space.grid_size():,} op combinations)"
-    print(f"{label:<8} {space.title}: {len(space.layers)} layers, {len(space.ops)} ops, {size}")
+    print(printable(f"{label:<8} {space.title}: {len(space.layers)} layers, {len(space.ops)} ops, {size}"))
     print(f"         ops: {', '.join(space.ops)}")
     print(f"         tasks: {', '.join(space.tasks) if space.tasks else '(none: evaluate by training)'}")
 
@@ -61,7 +63,7 @@ def _print_user_space(space: SearchSpace) -> None:
         raise TypeError(f"{space.name} is not a user space")
     _print_header(space.name, space)
     print(f"         kind: {space.kind}; layers: {', '.join(space.layer_names)}")
-    print(f"         file: {space.source} (sha256 {space.spec_sha256[:12]})")
+    print(printable(f"         file: {space.source} (sha256 {space.spec_sha256[:12]})"))
     fmt = space.arch_format
     example = space.to_str(next(iter(space.enumerate(limit=space.size()))))
     print(f"         arch format: {fmt.format}, e.g. {example}")
@@ -75,10 +77,11 @@ def _print_user_space(space: SearchSpace) -> None:
     m = space.metric
     columns = ", ".join(f"{k} {v!r}" for k, v in (("validation", m.validation), ("test", m.test)) if v)
     direction = "higher" if m.higher_is_better else "lower"
-    print(f"         metric: {m.name or '-'}; {direction} is better; columns: {columns}")
+    print(printable(f"         metric: {m.name or '-'}; {direction} is better; columns: {columns}"))
     refs = [(k, ref) for k, ref in (("function", space.function), ("network", space.network)) if ref is not None]
     if refs:
-        print(f"         evaluator: {'; '.join(f'{k} {ref.spec}' for k, ref in refs)} (from {refs[0][1].path})")
+        named = "; ".join(f"{k} {ref.spec}" for k, ref in refs)
+        print(printable(f"         evaluator: {named} (from {refs[0][1].path})"))
     data = space.table_data
     if data is None:
         print("         table: - (no [table] section: evaluate with its own code or by training)")
@@ -87,7 +90,8 @@ def _print_user_space(space: SearchSpace) -> None:
     tasks = ", ".join(t + (" (+test)" if t in data.test and data.selection == "val" else "") for t in space.tasks
                       if t in data.val)
     only = "; test only: selection uses it" if data.selection == "test" else ""
-    print(f"         table: {data.path.name}, {data.rows:,} rows ({coverage}), sha256 {data.sha256[:12]}{only}")
+    name = data.path.name
+    print(printable(f"         table: {name}, {data.rows:,} rows ({coverage}), sha256 {data.sha256[:12]}{only}"))
     print(f"         table tasks: {tasks}")
 
 

@@ -15,10 +15,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from lapt.cli.printable import printable
 from lapt.errors import UserError
 from lapt.search.metrics import metric_str
 
 _WIDTH = 110
+MAX_WARNINGS = 10
+"""Skipped lines reported one by one; the rest are counted."""
 _NODES = frozenset({"learn_principles", "refine_space", "search", "evaluate", "adapt", "finish"})
 
 
@@ -44,12 +47,15 @@ def _read(where: str) -> Any:
     from lapt.runs.trace_file import read_trace, tree_problems
 
     trace = read_trace(where)
-    for problem in trace.problems:
-        print(f"lapt: warning: {trace.path}: {problem}", file=sys.stderr)
+    for problem in trace.problems[:MAX_WARNINGS]:
+        print(printable(f"lapt: warning: {trace.path}: {problem}"), file=sys.stderr)
+    if len(trace.problems) > MAX_WARNINGS:
+        skipped = len(trace.problems) - MAX_WARNINGS
+        print(printable(f"lapt: warning: {trace.path}: {skipped:,} more lines skipped"), file=sys.stderr)
     broken = tree_problems(trace.runs)
     if broken:
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-        print(f"lapt: warning: {trace.path}: {broken[0]}{more}", file=sys.stderr)
+        print(printable(f"lapt: warning: {trace.path}: {broken[0]}{more}"), file=sys.stderr)
     return trace
 
 
@@ -244,16 +250,23 @@ def show_cmd(args: argparse.Namespace) -> int:
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for run in trace.runs:
         by_trace.setdefault(str(run.get("trace_id")), []).append(run)
-    print(f"{trace.path}: {len(trace.runs)} runs in {len(by_trace)} trace(s)")
+    out = [f"{trace.path}: {len(trace.runs)} runs in {len(by_trace)} trace(s)"]
     for n, runs in enumerate(by_trace.values(), 1):
         root = next((r for r in runs if not r.get("parent_run_id")), None)
-        print()
-        print(_header(root, n, len(by_trace)))
-        unfinished = [r for r in runs if not r.get("end_time")]
-        if unfinished:
-            names = ", ".join(dict.fromkeys(str(r.get("name")) for r in unfinished))
-            print(f"  {len(unfinished)} runs never ended (killed, or still running): {_cut(names, 80)}")
-        print("\n".join(timeline(runs, per_evaluation=args.evaluations, full=args.full)))
+        try:
+            out += ["", _header(root, n, len(by_trace))]
+            unfinished = [r for r in runs if not r.get("end_time")]
+            if unfinished:
+                names = ", ".join(dict.fromkeys(str(r.get("name")) for r in unfinished))
+                out.append(f"  {len(unfinished)} runs never ended (killed, or still running): {_cut(names, 80)}")
+            out += timeline(runs, per_evaluation=args.evaluations, full=args.full)
+        except (TypeError, AttributeError, ValueError, KeyError) as e:
+            # Data boundary: the file passed the line checks (read_trace) but holds fields of shapes no
+            # lapt run writes (a list where a mask belongs, times of different zones...).
+            raise UserError(
+                f"{trace.path}: trace {n} holds runs lapt did not write ({type(e).__name__}: {_cut(e, 100)})"
+            ) from e
+    print("\n".join(printable(line) for line in out))
     return 0
 
 
@@ -301,5 +314,5 @@ def upload_cmd(args: argparse.Namespace) -> int:
     traces = len({r.get("trace_id") for r in trace.runs})
     unfinished = len(trace.unfinished)
     note = f" ({unfinished} never ended)" if unfinished else ""
-    print(f"uploaded {sent} runs{note} in {traces} trace(s) to {endpoint}, project {project}")
+    print(printable(f"uploaded {sent} runs{note} in {traces} trace(s) to {endpoint}, project {project}"))
     return 0

@@ -238,8 +238,12 @@ def read_curves(path: Path) -> CurvesFile:
     """Read ``curves.json`` back; UserError on a missing or invalid file."""
     if not path.exists():
         raise UserError(f"{path} not found: is this a bench directory?")
+    from lapt.files.json_input import JSONTooDeep, load_json
+
     try:
-        data = json.loads(read_input_text(path, "curves file", MAX_DATA_FILE_BYTES))
+        data = load_json(read_input_text(path, "curves file", MAX_DATA_FILE_BYTES))
+    except JSONTooDeep as e:
+        raise UserError(f"{path} is not a curves file: the JSON is {e}") from e
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON: {e}") from e
     try:

@@ -17,7 +17,8 @@ from lapt.errors import UserError, environment_failure
 MB = 1 << 20
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file of mode ``mode`` is, in words, for a refusal ("is a FIFO (named pipe)")."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -44,7 +45,7 @@ def check_input(path: Path, what: str, max_bytes: int) -> int:
     except OSError as e:
         raise UserError(f"{what} {path}: cannot read it ({e.strerror or e})") from e
     if not stat.S_ISREG(st.st_mode):
-        raise UserError(f"{what} {path}: is {_kind(st.st_mode)}, not a file")
+        raise UserError(f"{what} {path}: is {kind_of(st.st_mode)}, not a file")
     if st.st_size > max_bytes:
         raise UserError(f"{what} {path}: {st.st_size / MB:,.1f} MB is more than the {max_bytes / MB:,.0f} MB accepted")
     return st.st_size

@@ -2,8 +2,9 @@
 
 The file is a :class:`~lapt.schemas.PrincipleSet` as ``lapt learn --out`` writes it (``principles.json``),
 or the export format of the principle library (the set under ``principle_set``). Everything is checked
-before a run starts: the JSON, the schema, and that every layer and op a principle names exists in the
-target space (a principle about an op the space lacks would silently constrain nothing).
+before a run starts: the JSON, the schema, the set itself (:func:`lapt.principles.checks.check_principle_set`,
+the same check ``lapt principles import`` makes), and that every layer and op a principle names exists
+in the target space (a principle about an op the space lacks would silently constrain nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 
 from lapt.errors import UserError
 from lapt.files.inputs import MB, read_input
+from lapt.files.json_input import JSONTooDeep, load_json
+from lapt.principles.checks import check_principle_set, check_principles_fit
 from lapt.schemas import PrincipleSet
 from lapt.spaces import SearchSpace
 
@@ -35,6 +38,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
     if path.exists():  # a file, or something that is not one (refused when read)
         pset = load_principles_file(path)
         origin = pset.space
+        check_principle_set(pset, origin, f"--principles {path}")
     else:
         from lapt.principles.store import PrincipleStore
 
@@ -47,6 +51,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
             raise UserError(f"--principles {value}: no such file or stored principle set ({e})") from e
         pset = stored.principle_set
         origin = stored.provenance.space
+        check_principle_set(pset, origin, f"--principles {value}")  # a record stored before the check existed
     if origin is not None and origin not in (space.name, getattr(space, "ref", None)):
         from lapt.principles.cross_space import transfer_principles
 
@@ -54,7 +59,7 @@ def resolve_principles(value: str, space: SearchSpace, store: str | None = None)
         if not moved.principles:
             raise UserError(f"--principles {value}: no principle of {origin} applies to {space.name}")
         return moved.model_copy(update={"space": space.name}), report
-    check_principles_fit(pset, space, value)
+    check_principles_fit(pset, space, f"--principles {value}")
     return pset, []
 
 
@@ -62,7 +67,9 @@ def load_principles_file(path: Path) -> PrincipleSet:
     """Read and validate a principle set file; UserError with the first problem, on one line."""
     raw = read_input(path, "--principles", MAX_PRINCIPLES_FILE_BYTES)
     try:
-        data: Any = json.loads(raw)
+        data: Any = load_json(raw)
+    except JSONTooDeep as e:
+        raise UserError(f"--principles {path}: not a principle set (the JSON is {e})") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"--principles {path}: not valid JSON ({e})") from e
     if isinstance(data, dict) and data.get("format") == "lapt-principles" and "principle_set" in data:
@@ -73,25 +80,4 @@ def load_principles_file(path: Path) -> PrincipleSet:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "file"
         raise UserError(f"--principles {path}: not a principle set ({where}: {err['msg']})") from e
-    if not pset.principles:
-        raise UserError(f"--principles {path}: the set holds no principle")
     return pset
-
-
-def check_principles_fit(pset: PrincipleSet, space: SearchSpace, origin: str) -> None:
-    """Refuse principles that name a layer or an op the target space does not have."""
-    layers = {layer.name: set(layer.ops) for layer in space.layers}
-    all_ops = set(space.ops)
-    for k, p in enumerate(pset.principles, start=1):
-        if p.layer is not None and p.layer not in layers:
-            raise UserError(
-                f"--principles {origin}: principle {k} is about layer {p.layer!r}, which {space.name} does not have "
-                f"(layers: {', '.join(layers)})"
-            )
-        known = layers[p.layer] if p.layer is not None else all_ops
-        unknown = [op for op in (*p.favour, *p.avoid) if op not in known]
-        if unknown:
-            raise UserError(
-                f"--principles {origin}: principle {k} names op(s) {', '.join(unknown)} that "
-                f"{p.layer or space.name} does not have (ops: {', '.join(sorted(known))})"
-            )

@@ -246,11 +246,17 @@ class PrincipleStore:
         """Validate an exported record (JSON text or dict) and add it; return its id.
 
         Raises:
-            UserError: not JSON, not the export format, or an ``id`` that does not match the content.
+            UserError: not JSON, not the export format, a set that holds no principle or names a space,
+                layer or op that does not exist (:func:`lapt.principles.checks.check_principle_set`),
+                or an ``id`` that does not match the content.
         """
         if isinstance(data, str | bytes):
+            from lapt.files.json_input import JSONTooDeep, load_json
+
             try:
-                data = json.loads(data)
+                data = load_json(data)
+            except JSONTooDeep as e:
+                raise UserError(f"{origin}: not a lapt principle export: the JSON is {e}") from e
             except json.JSONDecodeError as e:
                 raise UserError(f"{origin}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from e
             except UnicodeDecodeError as e:
@@ -261,6 +267,9 @@ class PrincipleStore:
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "document"
             raise UserError(f"{origin}: not a lapt principle export: {where}: {err['msg']}") from e
+        from lapt.principles.checks import check_principle_set  # late: it loads search spaces
+
+        check_principle_set(doc.principle_set, doc.provenance.space, origin, named=True)
         rid = record_id(doc.provenance, doc.principle_set)
         if doc.id is not None and doc.id != rid:
             raise UserError(

@@ -365,16 +365,57 @@ def trace_path(where: str | Path) -> Path:
     return p
 
 
+_OBJECT_FIELDS = ("inputs", "outputs", "extra")
+_TEXT_FIELDS = ("name", "run_type", "trace_id", "parent_run_id", "dotted_order", "error")
+_TIME_FIELDS = ("start_time", "end_time")
+MAX_PROBLEMS_SHOWN = 3
+"""Problems quoted in the error for a file with no readable run (a binary file has one per line)."""
+
+
+def run_line_problem(obj: Any) -> str | None:
+    """Why a parsed trace line is not a run the readers can use, or None when it is one.
+
+    The viewer and the uploader read these fields by name; a line with ``start_time: "yesterday"`` or a
+    string for ``outputs`` is reported and skipped here rather than crashing them later.
+    """
+    if not isinstance(obj, dict) or not obj.get("id") or not isinstance(obj["id"], str | int):
+        return "is not a run (no id)"
+    for key in _OBJECT_FIELDS:
+        if obj.get(key) is not None and not isinstance(obj[key], dict):
+            return f"is not a run: its {key} is a {type(obj[key]).__name__}, not an object"
+    for key in _TEXT_FIELDS:
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            return f"is not a run: its {key} is a {type(obj[key]).__name__}, not a string"
+    for key in _TIME_FIELDS:
+        if obj.get(key) is not None and not _is_iso_time(obj[key]):
+            return f"is not a run: its {key} is not an ISO 8601 time"
+    return None
+
+
+def _is_iso_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def read_trace(where: str | Path) -> TraceRead:
     """Read and merge a trace file, skipping (and reporting) lines that are not JSON runs.
 
     Raises:
-        UserError: the file is missing, empty, or holds no readable run.
+        UserError: the file is missing, empty, binary, or holds no readable run.
     """
+    from lapt.files.json_input import JSONTooDeep, load_json
+
     path = trace_path(where)
     raw = read_input(path, "trace", MAX_TRACE_BYTES)
     if not raw.strip():
         raise UserError(f"{path} is empty (the run was stopped before its first step?)")
+    if b"\x00" in raw:
+        raise UserError(f"{path} holds binary data: not a trace (a JSON-lines file written by lapt run)")
     lines = raw.decode("utf-8", errors="replace").split("\n")
     complete = raw.endswith(b"\n")
     if complete:
@@ -386,20 +427,26 @@ def read_trace(where: str | Path) -> TraceRead:
             continue
         last = number == len(lines)
         try:
-            obj = json.loads(text)
+            obj = load_json(text)
+        except JSONTooDeep as e:
+            problems.append(f"line {number} is {e}; skipped")
+            continue
         except json.JSONDecodeError:
             if last and not complete:
                 problems.append(f"line {number} is truncated (the run was killed while writing it); skipped")
             else:
                 problems.append(f"line {number} is not valid JSON; skipped")
             continue
-        if not isinstance(obj, dict) or not obj.get("id"):
-            problems.append(f"line {number} is not a run (no id); skipped")
+        problem = run_line_problem(obj)
+        if problem is not None:
+            problems.append(f"line {number} {problem}; skipped")
             continue
         run_id = str(obj["id"])
         runs[run_id] = merge_run(runs[run_id], obj) if run_id in runs else obj
     if not runs:
-        raise UserError(f"{path} holds no readable run ({'; '.join(problems) or 'no lines'})")
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN]) or "no lines"
+        more = f"; and {len(problems) - MAX_PROBLEMS_SHOWN:,} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        raise UserError(f"{path} holds no readable run ({shown}{more})")
     return TraceRead(path=path, runs=list(runs.values()), problems=problems)
 
 
