@@ -147,6 +147,7 @@ def resume(
     progress: bool = False,
     evaluator: Evaluator | None = None,
     llm_base_url: str | None = None,
+    llm_options: dict[str, Any] | None = None,
 ) -> RunResult:
     """Continue a killed run from its last checkpoint, with the settings in its ``config.json``.
 
@@ -154,7 +155,8 @@ def resume(
     version, the package source, the prompt files, the config or the run's inputs changed since the run
     started. An LLM run needs its API key in ``OPENAI_API_KEY`` again (keys are never saved), and, when
     its server URL held a password (recorded redacted), the URL again: ``llm_base_url`` or
-    ``OPENAI_BASE_URL``. A finished run is returned as it is.
+    ``OPENAI_BASE_URL``; and its secret options (``api_key=...``, recorded redacted) again, in
+    ``llm_options``. A finished run is returned as it is.
     """
     from lapt.runs.identity import read_stored_run
 
@@ -165,7 +167,9 @@ def resume(
     if settings.evaluator == "table":
         evaluation_table(space, settings.table).check_task(settings.target)
     if llm is None and reasoner is None and settings.llm is not None:
-        llm = _llm_from_public(settings.llm, llm_base_url)
+        llm = _llm_from_public(settings.llm, llm_base_url, llm_options or {})
+    elif llm_options:
+        raise UserError("--llm-option: this run used no LLM")
     return execute(
         settings,
         space,
@@ -179,12 +183,27 @@ def resume(
     )
 
 
-def _llm_from_public(config: Any, base_url: str | None = None) -> Any:
+def _llm_from_public(config: Any, base_url: str | None = None, secret_options: dict[str, Any] | None = None) -> Any:
     """LLMSettings from the LLMConfig a run directory recorded, with the key (and URL) from the environment.
 
     ``base_url`` (an option) must be the URL the run used; ``OPENAI_BASE_URL`` is only consulted when
-    the recorded URL lost its password.
+    the recorded URL lost its password. ``secret_options`` are the values of the options recorded as
+    ``[redacted]``: every one of them, and nothing else.
     """
+    given = dict(secret_options or {})
+    redacted = config.redacted_options
+    missing = [k for k in redacted if k not in given]
+    if missing:
+        raise UserError(
+            f"this run's --llm-option {', '.join(missing)} was recorded redacted: give it again "
+            f"(lapt resume --llm-option {missing[0]}=VALUE)"
+        )
+    others = sorted(set(given) - set(redacted))
+    if others:
+        raise UserError(f"--llm-option {', '.join(others)}: a resume takes only the run's redacted options "
+                        f"({', '.join(redacted) or 'none'}); the others are in its config.json")
+    if given:
+        config = config.model_copy(update={"options": {**config.options, **given}})  # not re-validated: not redacted
 
     from pydantic import SecretStr
 

@@ -113,7 +113,7 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
     from pydantic import SecretStr
 
     from lapt.agents.llm import LLMSettings
-    from lapt.runs.config import check_base_url, check_llm_options, parse_llm_option
+    from lapt.runs.config import check_base_url, check_llm_options
 
     key = os.environ.get("OPENAI_API_KEY")
     if args.llm_base_url:
@@ -128,10 +128,7 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
         raise UserError(f"--llm-timeout must be a finite number of seconds > 0, got {args.llm_timeout:g}")
     if args.llm_attempts < 1 or args.llm_repairs < 0:
         raise UserError("--llm-attempts must be >= 1 and --llm-repairs >= 0")
-    options: dict[str, Any] = {}
-    for text in getattr(args, "llm_option", None) or []:
-        k, v = parse_llm_option(text)
-        options[k] = v
+    options = collect_llm_options(getattr(args, "llm_option", None) or [])
     try:
         options = check_llm_options(options)
     except ValueError as e:
@@ -145,6 +142,28 @@ def llm_settings(args: argparse.Namespace, announce: bool = True) -> Any:
         max_repairs=args.llm_repairs,
         options=options,
     )
+
+
+def collect_llm_options(texts: list[str]) -> dict[str, Any]:
+    """The ``--llm-option KEY=VALUE`` pairs as a dict; a KEY given twice is refused, not last-wins.
+
+    Values of options named like credentials (:func:`lapt.runs.config.is_secret_option`) are
+    registered as secrets, so that no log, trace or error shows them (``config.json`` records them as
+    ``[redacted]``).
+    """
+    from lapt.llm.redaction import register_secret
+    from lapt.runs.config import is_secret_option, parse_llm_option
+
+    options: dict[str, Any] = {}
+    for text in texts:
+        k, v = parse_llm_option(text)
+        if k in options:
+            alias = " (max_completion_tokens is another name of max_tokens)" if k == "max_tokens" else ""
+            raise UserError(f"--llm-option {k} is given twice{alias}: give each option once")
+        if is_secret_option(k) and isinstance(v, str):
+            register_secret(v)
+        options[k] = v
+    return options
 
 
 def announce_offline() -> None:

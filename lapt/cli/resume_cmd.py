@@ -22,14 +22,22 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="the LLM server URL of the run, when it held a password (recorded redacted; or OPENAI_BASE_URL)",
     )
+    p.add_argument(
+        "--llm-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a secret --llm-option of the run again (api_key, *_token...: recorded redacted); repeatable",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Resume, then print the result as ``lapt run`` does."""
     from lapt.api import resume
+    from lapt.cli.common import collect_llm_options
     from lapt.cli.run_report import report
     from lapt.runs.config import check_base_url
 
     url = check_base_url(args.llm_base_url, "--llm-base-url") if args.llm_base_url else None
-    return report(resume(Path(args.run_dir), progress=not args.quiet, llm_base_url=url))
+    secrets = collect_llm_options(args.llm_option or [])
+    return report(resume(Path(args.run_dir), progress=not args.quiet, llm_base_url=url, llm_options=secrets))

@@ -72,6 +72,18 @@ def parse_llm_option(text: str) -> tuple[str, JsonScalar]:
     return key, value
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd")
+
+
+def is_secret_option(name: str) -> bool:
+    """True for an ``--llm-option`` whose name says it holds a credential (``api_key``, ``auth_token``,
+    ``client_secret``, ``password``): its value is never recorded in a run directory.
+
+    Matched on the words of the name, so ``max_tokens`` (a count, not a token) is not one.
+    """
+    return any(part.endswith(word) for part in re.split(r"[_\-.]", name.lower()) for word in _SECRET_WORDS)
+
+
 def check_llm_options(options: dict[str, Any]) -> dict[str, JsonScalar]:
     """The options, checked: known names get their types and ranges, reserved names are refused."""
     out: dict[str, JsonScalar] = {}
@@ -129,7 +141,13 @@ class LLMConfig(BaseModel):
     @field_validator("options")
     @classmethod
     def _known_options(cls, options: dict[str, Any]) -> dict[str, JsonScalar]:
-        return check_llm_options(options)
+        checked = check_llm_options(options)
+        return {k: REDACTED if v is not None and is_secret_option(k) else v for k, v in checked.items()}
+
+    @property
+    def redacted_options(self) -> list[str]:
+        """Options recorded as ``[redacted]`` (secrets): a resume must be given them again."""
+        return sorted(k for k, v in self.options.items() if v == REDACTED and is_secret_option(k))
 
     @property
     def url_was_redacted(self) -> bool:
@@ -395,6 +413,11 @@ def resolve_settings(**values: Any) -> tuple[RunSettings, SearchSpace]:
             table.check_task(src)
     elif settings.sources:
         source_table = table_for(space)
+        if source_table is None and settings.principles_from is not None:
+            raise UserError(
+                f"--source {', '.join(settings.sources)}: space {space.name} has no benchmark table to read source "
+                "tasks from; with --principles leave --source out (the principles replace learning)"
+            )
         if source_table is None:
             raise UserError(f"space {space.name} has no benchmark table to learn principles from: pass --principles")
         for src in settings.sources:
