@@ -302,3 +302,39 @@ def test_user_errors_are_printed_with_control_characters_escaped(tmp_path, capsy
     assert main(["principles", "import", str(weird), "--store", str(tmp_path / "lib.sqlite")]) == 2
     err = one_error_line(capsys)
     assert "na\\x1b[2Jme.json" in err and "\x1b" not in err
+
+
+def test_transfer_report_lines_quote_statements_escaped(tmp_path, capsys, export):
+    doc = json.loads(json.dumps(export))
+    doc["principle_set"]["space"] = "nb201"
+    doc["principle_set"]["principles"][1]["statement"] = ESCAPES  # avoids avg_pool_3x3, which TNB101 lacks
+    path = write(tmp_path / "set.json", doc)
+    code = main(["run", "--space", "tnb101", "--target", "class_scene", "--principles", str(path), "--budget", "4",
+                 "--run-dir", str(tmp_path / "run"), "--no-store", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "lapt: principles transferred: principle 2 (\\x1b]0;owned" in err and "\x1b" not in err
+
+
+def _principles_of_strings(run: dict[str, Any]) -> None:
+    out = run.get("outputs")
+    if isinstance(out, dict) and out.get("principles"):
+        out["principles"] = [{"principles": ["a", 3], "version": 0}]
+
+
+def _mixed_zones(run: dict[str, Any]) -> None:
+    if run.get("parent_run_id") is None:
+        run["start_time"], run["end_time"] = "2026-01-01T00:00:00", "2026-01-01T00:00:01+00:00"
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (_principles_of_strings, "AttributeError: 'str' object has no attribute 'get'"),
+    (_mixed_zones, "TypeError: can't subtract offset-naive and offset-aware datetimes"),
+])
+def test_trace_show_on_fields_of_shapes_lapt_never_writes_is_one_line(traced, tmp_path, capsys, edit, needle):
+    odd = traced_copy(traced, tmp_path / "odd", edit)
+    assert main(["trace", "show", str(odd)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.count("\n") == 1 and err.startswith("lapt: error: "), err
+    assert "trace 1 holds runs lapt did not write" in err and needle in err and captured.out == ""

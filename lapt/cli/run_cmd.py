@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate everything, then run; print where the run went and its result."""
     from lapt.agents.prompts import load_prompts
     from lapt.api import execute, resolve_settings
+    from lapt.cli.printable import printable
     from lapt.errors import UserError
     from lapt.principles.files import resolve_principles
     from lapt.runs.directory import RunDirectory, default_run_dir
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.principles:
         principles, transfer_report = resolve_principles(args.principles, get_space(args.space), args.store)
         for line in transfer_report:
-            print(f"lapt: principles transferred: {line}", file=sys.stderr)
+            print(printable(f"lapt: principles transferred: {line}"), file=sys.stderr)  # quotes statements
         values["principles_from"] = principles.source
     settings, space = resolve_settings(**values)
     # Bad prompt overrides are refused here, before any other output (the run loads them again).
