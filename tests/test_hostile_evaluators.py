@@ -173,7 +173,7 @@ def test_what_an_evaluator_prints_goes_to_stderr_not_among_the_result_lines(tmp_
 
 def test_an_evaluator_that_changes_directory_does_not_move_the_run(tmp_path):
     (tmp_path / "elsewhere").mkdir()
-    for executor in ("local", "threads"):  # in-process: the chdir is the run's own process
+    for executor in ("local", "threads", "processes"):  # in-process, the chdir is the run's own process
         workers = ("--workers", "2") if executor != "local" else ()
         out = cli(tmp_path, "chdir", "--run-dir", f"run_{executor}", "--store", "lib.sqlite", "--executor",
                   executor, *workers, cwd=tmp_path)

@@ -33,9 +33,16 @@ def load_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise JSONTooDeep(f"nested more than {max_depth} levels deep") from None
-    if _depth_exceeds(value, max_depth):
+    if _opening_brackets(text) > max_depth and _depth_exceeds(value, max_depth):  # few brackets: shallow
         raise JSONTooDeep(f"nested more than {max_depth} levels deep")
     return value
+
+
+def _opening_brackets(text: str | bytes) -> int:
+    """Opening brackets in ``text`` (inside strings too): a bound on the depth, and cheap to count."""
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
 
 
 def _depth_exceeds(value: Any, max_depth: int) -> bool:
