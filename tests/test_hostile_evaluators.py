@@ -195,3 +195,45 @@ def test_bench_warns_when_workers_exceed_the_cores(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "b2")]) == 0  # the default: one per core, no warning
     err = capsys.readouterr().err
     assert "warning" not in err and f"{available_cores()} worker(s)" in err
+
+
+# -- a network builder that prints and exits, trained by the JSON worker ----------------------------------------
+BUILDER = '''\
+import sys
+
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, in_channels, num_classes):
+        super().__init__()
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(in_channels, num_classes)
+
+    def forward(self, x):
+        print("forward output, not the result")
+        return self.fc(self.pool(x).flatten(1))
+
+
+def build(arch, num_classes, in_channels):
+    print("builder output, not the result")
+    if arch["l"] == "exit":
+        sys.exit(4)
+    return Tiny(in_channels, num_classes)
+'''
+
+
+@pytest.mark.parametrize("op,status", [("ok", "ok"), ("exit", "failed")])
+def test_a_network_builder_that_prints_or_exits_leaves_the_worker_result_intact(tmp_path, op, status):
+    (tmp_path / "tiny_builder.py").write_text(BUILDER)
+    request = {"space": "tiny", "genotype": {"l": op}, "builder": {"module": "tiny_builder", "function": "build",
+               "path": str(tmp_path)}, "num_threads": 1, "device": "cpu", "max_train_images": 64, "batch_size": 32}
+    proc = subprocess.run([sys.executable, "-m", "lapt.tools.train.worker"], input=json.dumps(request),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)  # stdout is the JSON result alone
+    assert result["status"] == status, result["error"]
+    assert "builder output, not the result" in proc.stderr
+    if status == "ok":
+        assert "forward output, not the result" in proc.stderr
+    else:
+        assert result["error"] == "SystemExit: 4"

@@ -49,8 +49,7 @@ def _build(space: str, genotype: Any, data: DatasetSplits, net: Mapping[str, Any
     if builder is None:
         return build_network(space, genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
     build = import_callable(builder["module"], builder["function"], builder.get("path"))
-    with user_output_to_stderr():  # stdout is the worker's JSON result
-        model = build(genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
+    model = build(genotype, num_classes=data.num_classes, in_channels=data.in_channels, **net)
     if not isinstance(model, nn.Module):
         raise NetworkBuildError(f"{builder['module']}:{builder['function']} returned a {type(model).__name__}, "
                                 "not a torch.nn.Module")
@@ -79,10 +78,11 @@ def run_trial(space: str, genotype: Any, data: DatasetSplits, config: TrainConfi
     model = None
     try:
         seed_everything(config.seed)
-        model = _build(space, genotype, data, dict(net or {}), builder)
-        result["params"] = count_params(model) / 1e6
-        result["flops"] = count_flops(model, data.image_shape) / 1e6
-        metrics = trainer.fit(model, data)
+        with user_output_to_stderr():  # a user network may print in forward(); stdout is for results
+            model = _build(space, genotype, data, dict(net or {}), builder)
+            result["params"] = count_params(model) / 1e6
+            result["flops"] = count_flops(model, data.image_shape) / 1e6
+            metrics = trainer.fit(model, data)
         metrics.pop("threads", None)
         result.update(metrics, status="ok")
     except (Exception, SystemExit) as exc:  # failure-is-data boundary: any error of one trial (sys.exit() in a
