@@ -42,8 +42,7 @@ def report(result: Any) -> int:
     where = f"evaluation {best['index'] + 1} of {s['evaluations']}"
     print(f"best: {best['arch']}  {metric_text(result.settings, best['val'], best['test'])}  ({where})")
     if "evals_to_optimum" in s:
-        reach = f"evaluations to the optimum: {s['evals_to_optimum']}  to a top-0.1% cell: {s['evals_to_top0.1%']}"
-        print(reach)
+        print(reach_line(s))
     u = s["usage"]
     failed = f" ({s['adaptations_failed']} without new principles)" if s.get("adaptations_failed") else ""
     outside = f"  outside the region: {s['outside_region']}" if result.settings.escape else ""
@@ -53,6 +52,22 @@ def report(result: Any) -> int:
     )
     _degraded(s)
     return 0
+
+
+def _reached(n: int | None, evaluations: int) -> str:
+    return f"not reached in {evaluations} evaluations" if n is None else f"reached at evaluation {n}"
+
+
+def reach_line(summary: dict[str, Any]) -> str:
+    """How soon the run reached the target table's optimum and a top-0.1 % cell, in words: a run that never
+    did says so with the number of evaluations it made (not a bare ``None``), next to the optimum's value."""
+    n = summary["evaluations"]
+    optimum = summary.get("optimum_val")
+    value = "" if optimum is None else f" ({metric_str(optimum)})"
+    return (
+        f"the optimum{value}: {_reached(summary['evals_to_optimum'], n)};  "
+        f"a top-0.1% cell: {_reached(summary['evals_to_top0.1%'], n)}"
+    )
 
 
 def _degraded(summary: dict[str, Any]) -> None:
