@@ -46,7 +46,7 @@ from lapt.spaces import SearchSpace
 from lapt.tables.registry import evaluation_table
 from lapt.tools.eval_cache import CachingEvaluator, EvalCache
 from lapt.tools.evaluation import Evaluator
-from lapt.tools.executors import make_evaluation
+from lapt.tools.executors import make_evaluation, stop_on_sigint
 
 LIBRARY_WAIT_S = 5.0
 """How long a run waits for a locked principle library (writers hold it for milliseconds)."""
@@ -163,6 +163,8 @@ class _Run:
 
     def _evaluator(self) -> Evaluator:
         evaluator, executor = make_evaluation(self.settings, self.request.evaluator)
+        # Ctrl-C stops the executor at once, its close included (the handler goes after the close below).
+        self.stack.enter_context(stop_on_sigint(executor))
         self.stack.callback(executor.close)
         return evaluator if self.cache is None else CachingEvaluator(evaluator, self.cache)
 

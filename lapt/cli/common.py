@@ -71,6 +71,13 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument(
             "--workers", type=int, metavar="N", help="parallel evaluations (<= cores); for ray: CPUs of the local Ray"
         )
+        p.add_argument(
+            "--eval-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="fail an evaluation still running after SECONDS, with that reason, and go on (default: no limit; "
+            "processes: its worker is stopped; local, threads: its thread is abandoned and runs on)",
+        )
         p.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to use (default: start one on 127.0.0.1)")
         p.add_argument("--cpus-per-trial", type=float, metavar="N", help="Ray CPUs per evaluation (default 1)")
         p.add_argument("--gpus-per-trial", type=float, metavar="N", help="Ray GPUs per evaluation (default 0)")
@@ -171,6 +178,12 @@ def announce_offline() -> None:
     print("lapt: no LLM configured (--llm); using the offline principle miner", file=sys.stderr)
 
 
+def _eval_timeout(value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise UserError(f"--eval-timeout must be a finite number of seconds > 0, got {value:g}")
+    return value
+
+
 def run_values(args: argparse.Namespace) -> dict[str, Any]:
     """RunSettings fields from parsed options."""
     values: dict[str, Any] = {
@@ -192,6 +205,7 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
         "executor": args.executor,
         "workers": args.workers,
         "ray_address": args.ray_address,
+        "eval_timeout": _eval_timeout(args.eval_timeout),
         **({"cpus_per_trial": args.cpus_per_trial} if args.cpus_per_trial is not None else {}),
         **({"gpus_per_trial": args.gpus_per_trial} if args.gpus_per_trial is not None else {}),
         "table": args.table,

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         RunDirectory(run_dir).check_new()  # --resume on a folder without a run starts one, in an empty folder
     from lapt.tools.executors import check_executor
 
-    check_executor(settings.executor, settings.workers)
+    check_executor(settings.executor, settings.workers, settings.eval_timeout)
     if not args.no_store:
         from lapt.principles.store import PrincipleStore
 

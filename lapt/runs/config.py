@@ -171,6 +171,8 @@ MAX_BATCH = 1_024
 """Candidates evaluated per step: each is a thread of the evaluation tool node at once."""
 MAX_WORKERS = 1_024
 """Parallel evaluations; the local executors are further held to the machine's cores."""
+MAX_EVAL_TIMEOUT_S = 30 * 24 * 3600.0
+"""A month: longer than any training of one architecture; a larger limit is a typo for none."""
 MAX_OPS = 1_000
 """Ops allowed per layer in a refined space: more than any space declares."""
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,3})$")
@@ -308,6 +310,13 @@ class RunSettings(BaseModel):
         default=1.0, gt=0, le=1_024, allow_inf_nan=False, description="Ray CPUs per evaluation."
     )
     gpus_per_trial: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False, description="Ray GPUs per evaluation.")
+    eval_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_EVAL_TIMEOUT_S,
+        allow_inf_nan=False,
+        description="Seconds one evaluation may run; past them it fails with that reason (None: no limit).",
+    )
     table: str | None = None
     allow_same_task: bool = False
     reasoner: str = "offline"

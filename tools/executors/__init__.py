@@ -15,7 +15,8 @@ from typing import Any
 from lapt.errors import UserError
 from lapt.runs.config import RunSettings, TrainSettings
 from lapt.tools.evaluation import Evaluator
-from lapt.tools.executors.base import Executor, available_cores
+from lapt.tools.executors.base import Executor, available_cores, stop_on_sigint
+from lapt.tools.executors.calls import Interrupted
 from lapt.tools.executors.evaluator import ExecutorEvaluator
 from lapt.tools.executors.jobs import EvaluatorSpec, Job, build_evaluator, run_job, table_spec
 from lapt.tools.executors.local import LocalExecutor, ThreadExecutor
@@ -29,6 +30,7 @@ __all__ = [
     "EvaluatorSpec",
     "Executor",
     "ExecutorEvaluator",
+    "Interrupted",
     "Job",
     "build_evaluator",
     "check_evaluation",
@@ -37,20 +39,24 @@ __all__ = [
     "make_evaluation",
     "make_executor",
     "run_job",
+    "stop_on_sigint",
     "table_spec",
 ]
 
 
-def check_executor(name: str, workers: int | None = None) -> None:
+def check_executor(name: str, workers: int | None = None, timeout_s: float | None = None) -> None:
     """Refuse (UserError) what :func:`make_executor` would refuse, without starting anything.
 
     ``threads`` and ``processes`` refuse more workers than cores (workers x torch threads must stay
-    within the cores, or training slows many times over); ``ray`` needs the optional extra.
+    within the cores, or training slows many times over); ``ray`` needs the optional extra, and takes no
+    time limit per evaluation (Ray's own task options are the place for one).
     """
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
+    if timeout_s is not None and name == "ray":
+        raise UserError("--eval-timeout is not supported with --executor ray; use --executor processes")
     if name in ("threads", "processes"):
         cores = available_cores()
         if (workers or cores) > cores:
@@ -65,17 +71,19 @@ def check_executor(name: str, workers: int | None = None) -> None:
 
 
 def make_executor(name: str = "local", workers: int | None = None, ray_address: str | None = None,
-                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Executor:
+                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                  timeout_s: float | None = None) -> Executor:
     """The executor called ``name``; UserError for a bad combination (see :func:`check_executor`).
 
-    ``threads`` and ``processes`` default to one worker per core.
+    ``threads`` and ``processes`` default to one worker per core; ``timeout_s`` is the time limit of one
+    evaluation (``--eval-timeout``).
     """
-    check_executor(name, workers)
+    check_executor(name, workers, timeout_s)
     if name == "local":
-        return LocalExecutor()
+        return LocalExecutor(timeout_s)
     if name in ("threads", "processes"):
         n = workers or available_cores()
-        return ThreadExecutor(n) if name == "threads" else ProcessExecutor(n)
+        return ThreadExecutor(n, timeout_s) if name == "threads" else ProcessExecutor(n, timeout_s)
     if name == "ray":
         from lapt.tools.executors.ray_cluster import RayExecutor
 
@@ -121,7 +129,7 @@ def make_evaluation(settings: RunSettings, evaluator: Evaluator | None = None) -
     ``evaluator`` object travels to process or Ray workers by pickling, so it must be picklable there.
     """
     executor = make_executor(settings.executor, settings.workers, settings.ray_address, settings.cpus_per_trial,
-                             settings.gpus_per_trial)
+                             settings.gpus_per_trial, settings.eval_timeout)
     try:
         job_evaluator: Any
         if evaluator is not None:

@@ -4,19 +4,28 @@ A job is *lost* when running it raised instead of returning an Outcome: the eval
 worker process died (``BrokenProcessPool``), a Ray worker crashed. Lost jobs are retried once, in a
 fresh worker where the executor has such a thing; a job lost twice becomes a failed Outcome carrying
 both errors. Outcomes an evaluator returns with ``status="failed"`` (a NaN loss) are results, not
-losses, and are never retried: the same settings would fail the same way.
+losses, and are never retried: the same settings would fail the same way; nor is an evaluation that
+ran past the time limit (``--eval-timeout``), which fails with that reason.
+
+An interrupted executor (:meth:`Executor.interrupt`, which :func:`stop_on_sigint` calls on Ctrl-C)
+abandons every evaluation in flight at once and retries none: the run stops, it does not wait.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import re
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any, ClassVar
 
 from lapt.schemas import Status
 from lapt.tools.evaluation import Outcome
+from lapt.tools.executors.calls import Interrupted
 from lapt.tools.executors.jobs import Job
 
 
@@ -62,11 +71,14 @@ class Executor(abc.ABC):
         name: the ``--executor`` value.
         workers: evaluations that may run at once.
         threads_per_trial: CPU threads one evaluation may use (torch threads for training).
+        timeout_s: the time limit of one evaluation (None: none).
     """
 
     name: ClassVar[str]
     workers: int
     threads_per_trial: int
+    timeout_s: float | None = None
+    interrupted: bool = False
 
     @abc.abstractmethod
     def _start(self, job: Job) -> Any:
@@ -97,6 +109,8 @@ class Executor(abc.ABC):
                 firsts.append(self._wait(handle))
             except Exception as exc:  # failure-is-data boundary: a lost job is retried, then recorded
                 firsts.append(exc)
+        if self.interrupted:  # the run is stopping: nothing is retried, nothing is recorded
+            raise Interrupted("the run was interrupted")
         retries: dict[int, tuple[bool, Any]] = {}
         for i, (job, first) in enumerate(zip(jobs, firsts, strict=True)):
             if not isinstance(first, Outcome):
@@ -125,6 +139,13 @@ class Executor(abc.ABC):
         """The outcome of one job (blocking)."""
         return self.map([job])[0]
 
+    def interrupt(self) -> None:
+        """Stop now (Ctrl-C): abandon the evaluations in flight, refuse new ones, wait for nothing.
+
+        Safe to call from a signal handler: it only sets flags, fails futures and kills worker processes.
+        """
+        self.interrupted = True
+
     def close(self) -> None:
         """Release workers (idempotent)."""
         return None
@@ -134,3 +155,28 @@ class Executor(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def stop_on_sigint(executor: Executor) -> Iterator[None]:
+    """While the block runs, Ctrl-C (SIGINT) interrupts ``executor`` before it raises KeyboardInterrupt.
+
+    Without this, Ctrl-C raised KeyboardInterrupt in the main thread only; the threads and worker
+    processes evaluating (a hung evaluation among them) were then waited for, by the evaluation node's
+    thread pool and by the executor's clean-up, for ever. Nothing is installed outside the main thread
+    (only it may set handlers), nor where SIGINT is ignored or left to the system's default.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        executor.interrupt()
+        previous(signum, frame)  # Python's own handler: raises KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
