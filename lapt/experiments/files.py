@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import UserError
+from lapt.experiments.failures import FAILURE_COLUMNS
 from lapt.experiments.plan import BenchConfig, MethodName
 from lapt.files.inputs import MB, read_input_text
 from lapt.runs.directory import atomic_write
@@ -57,7 +58,7 @@ COLUMNS = (
     "degraded",
 )
 # Columns a reader accepts as missing (benches written before they existed; the row's default applies).
-OPTIONAL_COLUMNS = ("outside_share", "evals_to_top")
+OPTIONAL_COLUMNS = ("outside_share", "evals_to_top", *FAILURE_COLUMNS)
 FINAL_PREFIX = "final_at_"
 
 
@@ -100,6 +101,15 @@ class ResultRow(BaseModel):
     degraded: bool = Field(default=False, description="An agent failed the run (its summary's 'degraded').")
     outside_share: float | None = Field(
         default=None, ge=0.0, le=1.0, description="LAPT runs: share of evaluations outside the refined region."
+    )
+    failed_missing: int | None = Field(
+        default=None, ge=0, description="Evaluations of architectures the table has no value for (None: not counted)."
+    )
+    failed_invalid: int | None = Field(
+        default=None, ge=0, description="Evaluations of architectures the space's rules refuse (None: not counted)."
+    )
+    failed_error: int | None = Field(
+        default=None, ge=0, description="Other failed evaluations: evaluator errors (None: not counted)."
     )
     finals: dict[int, float | None]
 

@@ -20,6 +20,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from lapt.experiments.failures import count_failures
 from lapt.experiments.oracle import OracleRegion, best_region
 from lapt.experiments.plan import BenchConfig, Job
 from lapt.runs.config import RunSettings
@@ -197,6 +198,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         **usage,
         "failed_decisions": failed_decisions,
         "degraded": degraded,
+        **count_failures(space, table, trials, job.pair.target).columns(),
     }
     for b in config.report_budgets():
         row[f"final_at_{b}"] = reported_metric(incumbent_at(trials, b))

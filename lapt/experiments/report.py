@@ -78,6 +78,23 @@ def _success_cell(rs: list[ResultRow]) -> str:
     return f"{cell}; top after {sum(firsts) / len(firsts):.1f}" if firsts else cell
 
 
+def _failures_cell(rs: list[ResultRow]) -> str:
+    """Failed evaluations of a method on a pair, over its seeds, by cause ("not counted": an older bench)."""
+    counted = [r for r in rs if r.failed_missing is not None]
+    if not counted:
+        return "not counted"
+    missing = sum(r.failed_missing or 0 for r in counted)
+    invalid = sum(r.failed_invalid or 0 for r in counted)
+    error = sum(r.failed_error or 0 for r in counted)
+    evaluations = sum(r.evaluations for r in counted)
+    cell = f"{missing + invalid + error} of {evaluations}"
+    if missing + invalid + error:
+        cell += f" ({missing} not in table, {invalid} refused by rules, {error} errors)"
+    if len(counted) < len(rs):
+        cell += f"; {len(rs) - len(counted)} run(s) not counted"
+    return cell
+
+
 def _check(rows: list[ResultRow], curves: CurvesFile) -> None:
     cfg = curves.config
     pairs = {p.label for p in cfg.pairs}
@@ -164,6 +181,14 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         "",
     ]
     out += _table(header, grid(_success_cell))
+    out += [
+        "## Failed evaluations",
+        "",
+        "Evaluations that gave no result, summed over the seeds, out of all evaluations made: architectures the "
+        "target's table has no value for, architectures the space's validity rules refuse, and evaluator errors.",
+        "",
+    ]
+    out += _table(header, grid(_failures_cell))
     out += ["## Evaluations used and LLM usage", ""]
     usage_rows = []
     for m in methods:
