@@ -60,7 +60,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_a_bench_killed_half_way_continues_to_the_uninterrupted_results(tmp_path, reference):
+def test_a_bench_killed_half_way_continues_to_the_uninterrupted_results(tmp_path, reference, capsys):
     out = tmp_path / "killed"
     proc = start_bench(out, workers=2)
     wait_for_lines(proc, out, RUNS // 2)
@@ -77,6 +77,8 @@ def test_a_bench_killed_half_way_continues_to_the_uninterrupted_results(tmp_path
     assert not survivors, f"{len(survivors)} of {len(children)} processes outlived the killed bench"
     kept = journal_lines(out)
     assert RUNS // 2 <= len(kept) < RUNS and not (out / "results.csv").exists()
+    assert main(["report", str(out)]) == 2
+    assert "holds an unfinished bench (its journal, no results yet)" in capsys.readouterr().err
     with open(out / "journal.jsonl", "a") as fh:  # the line a kill in the middle of a write leaves
         fh.write(kept[-1][: len(kept[-1]) // 2])
 

@@ -28,6 +28,8 @@ MAX_DATA_FILE_BYTES = 256 * MB
 RESULTS = "results.csv"
 CURVES = "curves.json"
 SUMMARY = "summary.md"
+BENCH = "bench.json"  # the settings of a bench, written when it starts (lapt.experiments.journal)
+JOURNAL = "journal.jsonl"  # one line per finished run, written as it ends
 CURVES_PNG = "curves.png"
 MASKS_PNG = "masks.png"
 

@@ -28,13 +28,12 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import UserError
+from lapt.experiments.files import BENCH, JOURNAL
 from lapt.experiments.methods import JobResult
 from lapt.experiments.plan import BenchConfig, Job, MethodName, parse_config
 from lapt.files.inputs import read_input_text
 from lapt.runs.directory import atomic_write
 
-BENCH = "bench.json"
-JOURNAL = "journal.jsonl"
 MAX_JOURNAL_BYTES = 1024 * 1024 * 1024
 """A run's line is a few KB (its curve holds one number per evaluation); a GB is far beyond any bench."""
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lapt.errors import UserError, environment_failure
-from lapt.experiments.files import CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
+from lapt.experiments.files import BENCH, CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
 from lapt.experiments.plan import LABELS, space_label
 from lapt.experiments.who_won import who_won_markdown
 from lapt.files.outputs import check_writable_dir
@@ -258,6 +258,11 @@ def write_report(bench_dir: Path) -> None:
 
     if not bench_dir.is_dir():
         raise UserError(f"{bench_dir} is not a directory")
+    if not (bench_dir / RESULTS).exists() and (bench_dir / BENCH).exists():
+        raise UserError(
+            f"{bench_dir} holds an unfinished bench (its journal, no results yet): run the same `lapt bench` "
+            f"command with --out {bench_dir} to continue it"
+        )
     rows = read_results(bench_dir / RESULTS)
     curves = read_curves(bench_dir / CURVES)
     check_writable_dir(bench_dir, "lapt report")
