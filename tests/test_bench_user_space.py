@@ -280,3 +280,29 @@ def test_a_run_whose_every_evaluation_failed_exits_1_and_says_why(tmp_path, monk
     )
     trials = [json.loads(line) for line in (tmp_path / "r" / "trials.jsonl").read_text().splitlines()]
     assert [t["status"] for t in trials] == ["failed"] * 3
+
+
+def test_single_task_space_benches_lapt_learned_on_the_target_with_allow_same_task(tmp_path, single, capsys):
+    rows = bench(tmp_path / "b", "--space", str(single), "--allow-same-task", "--methods", "lapt,rea", "--seeds",
+                 "2", "--budget", "6")
+    label = "mine->mine (learned on target)"
+    assert {r["pair"] for r in rows} == {label} and {r["sources"] for r in rows} == {"mine"}
+    assert {r["method"] for r in rows} == {"lapt", "rea"} and len(rows) == 4
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    assert f"**Learned on the target itself** (`--allow-same-task`): {label}." in summary
+    assert f"| {label} |" in summary
+    curves = json.loads((tmp_path / "b" / "curves.json").read_text())
+    assert curves["config"]["allow_same_task"] is True
+    # an explicit same-task pair on a space with several tasks needs the flag too, and is labelled the same way
+    (tmp_path / "latency.toml").write_text(LOSS_SPACE)
+    (tmp_path / "latency.csv").write_text(_latency_csv())
+    args = ["--space", str(tmp_path / "latency.toml"), "--pair", "gpu:gpu", "--methods", "lapt", "--seeds", "1",
+            "--budget", "4"]
+    capsys.readouterr()
+    assert main(["bench", *args, "--out", str(tmp_path / "no"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-same-task benches it anyway" in err[0], err
+    assert not (tmp_path / "no").exists()
+    rows = bench(tmp_path / "c", *args, "--allow-same-task")
+    assert [r["pair"] for r in rows] == ["gpu->gpu (learned on target)"]
+    capsys.readouterr()

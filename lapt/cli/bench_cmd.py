@@ -41,6 +41,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--target", action="append", metavar="TASK", help="only these target task(s) (repeatable)")
     p.add_argument("--pair", action="append", metavar="SRC:TGT", help="run exactly these pairs (SRC may be a+b)")
+    p.add_argument(
+        "--allow-same-task",
+        action="store_true",
+        help="let a pair learn its principles on its target (--pair t:t; a single-task space's only pair): its "
+        "results are labelled 'learned on target', not a transfer",
+    )
     p.add_argument("--leave-one-out", action="store_true", help="each target learns principles from all other tasks")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="N seeds for every method (default 10)")
@@ -146,6 +152,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         list(args.pair or []),
         args.leave_one_out,
         need_sources=any(m in LAPT_METHODS for m in methods),
+        allow_same_task=args.allow_same_task,
     )
     cache = None
     if llm is not None:
@@ -164,6 +171,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
         prompts_dir=args.prompts,
         llm_cache=cache,
         lapt_version=__version__,
+        allow_same_task=args.allow_same_task,
     )
 
 

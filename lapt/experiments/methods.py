@@ -85,6 +85,7 @@ def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSet
         # A bench measures: a run whose learner gave no principles goes on in the full space and is
         # counted as degraded (the report says how many), rather than stopping the whole bench.
         "on_agent_failure": "continue",
+        "allow_same_task": config.allow_same_task,
     }
     if llm is not None:
         values |= {"reasoner": "llm", "llm": llm.public()}

@@ -74,6 +74,9 @@ class BenchConfig(BaseModel):
     prompts_dir: str | None = None
     llm_cache: str | None = None
     lapt_version: str = ""
+    allow_same_task: bool = Field(
+        False, description="Pairs may learn on their target itself (labelled so: not a transfer)."
+    )
 
     def report_budgets(self) -> list[int]:
         """Budgets at which the final metric is reported: 10/20/50/100 up to the budget, and the budget."""
@@ -81,11 +84,18 @@ class BenchConfig(BaseModel):
         return out if self.budget in out else [*out, self.budget]
 
 
+SAME_TASK_MARK = " (learned on target)"
+"""Ends the label of a pair whose sources include its target (``--allow-same-task``): not a transfer."""
+
+
 def pair_label(sources: tuple[str, ...], target: str, all_tasks: tuple[str, ...]) -> str:
     """``src->tgt``; ``others->tgt`` when the sources are every other task (leave-one-out); the target
-    alone when there are no sources."""
+    alone when there are no sources; marked ``(learned on target)`` when the sources include the target,
+    so that no table passes such a pair off as a transfer."""
     if not sources:
         return target
+    if target in sources:
+        return f"{'+'.join(sources)}->{target}{SAME_TASK_MARK}"
     others = tuple(t for t in all_tasks if t != target)
     if len(sources) > 1 and set(sources) == set(others):
         return f"others->{target}"
@@ -100,6 +110,7 @@ def make_pairs(
     pairs: list[str],
     leave_one_out: bool,
     need_sources: bool = True,
+    allow_same_task: bool = False,
 ) -> list[Pair]:
     """The transfer pairs a bench runs, from the command-line choices; UserError on unknown tasks.
 
@@ -108,6 +119,10 @@ def make_pairs(
     * ``sources``: one (multi-)source set transferred to every other task (or the targets given);
     * nothing: the paper's source (jigsaw) to every other task on TNB101, all ordered pairs elsewhere;
       on a single-task space, when no method needs a source (``need_sources`` False), the target alone.
+
+    With ``allow_same_task`` a pair's sources may include its target (``--pair t:t``, ``--source t
+    --target t``), and a single-task space's pair learns on its one task; such pairs are labelled as
+    learned on the target (:data:`SAME_TASK_MARK`).
     """
 
     def known(task: str) -> str:
@@ -134,7 +149,7 @@ def make_pairs(
         out = [(tuple(t for t in tasks if t != target), target) for target in wanted]
     elif sources:
         srcs = tuple(known(s) for s in dict.fromkeys(sources))
-        out = [(srcs, t) for t in wanted if t not in srcs]
+        out = [(srcs, t) for t in wanted if t not in srcs or (allow_same_task and targets)]
     elif space in DEFAULT_SOURCE:
         src = DEFAULT_SOURCE[space]
         out = [((src,), t) for t in wanted if t != src]
@@ -142,14 +157,20 @@ def make_pairs(
         out = [((s,), t) for s in tasks for t in wanted if s != t]
         if not out and not need_sources:
             out = [((), t) for t in wanted]
+        elif not out and allow_same_task:
+            out = [((t,), t) for t in wanted]
     for srcs, target in out:
-        if target in srcs:
-            raise UserError(f"pair {'+'.join(srcs)}:{target}: the target is also a source (its data would leak)")
+        if target in srcs and not allow_same_task:
+            raise UserError(
+                f"pair {'+'.join(srcs)}:{target}: the target is also a source (its data would leak; "
+                "--allow-same-task benches it anyway, labelled as learned on the target)"
+            )
     if not out:
         if len(tasks) == 1:
             raise UserError(
                 f"{space} has one task ({tasks[0]}): LAPT needs a source task to learn from; bench the baselines "
-                "with --methods rea,random,rea-oracle (or run LAPT with `lapt run --principles`)"
+                "with --methods rea,random,rea-oracle, or LAPT learning on the task itself with --allow-same-task "
+                "(or run LAPT with `lapt run --principles`)"
             )
         raise UserError("no transfer pair left to run (every target is also a source)")
     unique = list(dict.fromkeys(out))

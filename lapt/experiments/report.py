@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lapt.errors import UserError, environment_failure
 from lapt.experiments.files import BENCH, CURVES, RESULTS, SUMMARY, CurvesFile, ResultRow, read_curves, read_results
-from lapt.experiments.plan import LABELS, space_label
+from lapt.experiments.plan import LABELS, BenchConfig, space_label
 from lapt.experiments.who_won import who_won_markdown
 from lapt.files.outputs import check_writable_dir
 from lapt.runs.directory import atomic_write
@@ -57,6 +57,18 @@ def _selection_text(curves: CurvesFile, metric: str) -> str:
     elif curves.config.space == "tnb101":
         text += " room_layout is a negative loss: higher is better."
     return text
+
+
+def _same_task_note(cfg: BenchConfig) -> list[str]:
+    """A bench with ``--allow-same-task`` pairs says, before any table, that they are not transfers."""
+    same = [p.label for p in cfg.pairs if p.target in p.sources]
+    if not same:
+        return []
+    return [
+        f"**Learned on the target itself** (`--allow-same-task`): {', '.join(same)}. LAPT's principles come from "
+        "the target's own table, so these rows measure search with principles from the target, not transfer.",
+        "",
+    ]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -140,6 +152,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
         )
         + f"Rows: {len(rows)} (method x pair x seed).",
         "",
+        *_same_task_note(cfg),
         _selection_text(curves, metric),
         "Cells are mean ± std over seeds (numpy's std, ddof=0). Every method uses the same seeds; REA and "
         "random search never see the source task, so pairs with the same target show the same baseline numbers. "
