@@ -110,6 +110,8 @@ def _validity_lines(space: UserSpace) -> list[str]:
     forbids = [f for f in rules.forbids if "forbid[" in f.reason] if rules is not None else []
     if forbids:
         lines.append(f"validity: {len(forbids)} forbidden combination(s)")
+    for rule in rules.count_rules if rules is not None else ():
+        lines.append(f"validity: {rule.text} ({rule.where})")
     if isinstance(validity, TableValidity):
         lines.append(f"validity: table only ({validity.rows:,} candidates)")
     return lines

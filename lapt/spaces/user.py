@@ -206,6 +206,8 @@ class UserSpace(CellSpace):
         for forbid in (rules.forbids if rules is not None else ()):
             if "forbid[" in forbid.reason:
                 lines.append(f"# Not an architecture: {forbid.reason.split(' is forbidden')[0]}.")
+        for rule in rules.count_rules if rules is not None else ():
+            lines.append(f"# Every architecture: {rule.text}.")
         if self.table_only and self.table_data is not None:
             lines.append(f"# Only the {self.table_data.rows:,} architectures of the benchmark table are candidates.")
         return lines

@@ -76,13 +76,27 @@ class SearchEntry(_Strict):
     top_target: int = Field(default=5, ge=1)
 
 
+class CountEntry(_Strict):
+    """One ``[validity] count`` rule: between ``min`` and ``max`` of ``layers`` (default all) use one of ``ops``."""
+
+    ops: list[str] = Field(min_length=1)
+    min: int = Field(default=0, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    layers: list[str] | None = Field(default=None, min_length=1)
+
+
 class ValidityEntry(_Strict):
-    """The ``[validity]`` section: which op combinations are architectures."""
+    """The ``[validity]`` section: which op combinations are architectures.
+
+    ``forbid`` is not capped here: :mod:`lapt.spaces.user_validity` refuses more than
+    :data:`~lapt.spaces.user_validity.MAX_FORBID` entries with a message that points to count rules.
+    """
 
     table_only: bool = False
     optional: list[str] = Field(default_factory=list)
     absent: str = Field(default="none", min_length=1)
-    forbid: list[dict[str, str | list[str]]] = Field(default_factory=list, max_length=16)
+    forbid: list[dict[str, str | list[str]]] = Field(default_factory=list)
+    count: list[CountEntry] = Field(default_factory=list, max_length=16)
 
 
 class EvaluatorEntry(_Strict):

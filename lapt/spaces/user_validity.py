@@ -6,7 +6,9 @@ Two declarative rules (format: ``docs/user_spaces.md``):
   layer holds the ``absent`` op (default ``none``); once one is left out, every later optional layer is
   too, so a chain of 4 layers with 2 optional ones has networks of 2, 3 and 4 layers and no string
   that pads a gap;
-* ``forbid``: combinations that are not architectures, each a table of layer = op (or list of ops).
+* ``forbid``: combinations that are not architectures, each a table of layer = op (or list of ops);
+* ``count``: how many layers (all, or those named) may use some ops, ``min`` to ``max``: the usual way a
+  macro space says "1 to 4 modules halve the resolution", which as ``forbid`` boxes takes dozens.
 
 ``table_only = true`` makes the table's rows the only candidates; the rules are then checked against
 every row when the table is read.
@@ -18,20 +20,71 @@ from collections.abc import Callable, Sequence
 
 from lapt.errors import UserError
 from lapt.spaces.base import LayerSpec
-from lapt.spaces.user_file import ValidityEntry
-from lapt.spaces.validity import Forbid, RuleValidity
+from lapt.spaces.user_file import CountEntry, ValidityEntry
+from lapt.spaces.validity import CountRule, Forbid, RuleValidity
 
 _Fail = Callable[[str], UserError]
+
+MAX_FORBID = 16
+"""Forbidden boxes per space: counting is inclusion-exclusion over them, exponential in their number at
+worst. A rule on how many layers use some ops is a count rule, which costs no box at all."""
 
 
 def build_rules(entry: ValidityEntry, kind: str, layers: Sequence[LayerSpec], fail: _Fail) -> RuleValidity | None:
     """The rules of the section, or None when it declares none (``table_only`` is the loader's business)."""
     names = [layer.name for layer in layers]
     optional = _optional_layers(entry, kind, layers, names, fail)
+    if len(entry.forbid) > MAX_FORBID:
+        raise fail(
+            f"[validity] forbid has {len(entry.forbid)} entries, at most {MAX_FORBID}: a rule on how many layers "
+            'use some ops is a count rule, e.g. count = [{ ops = ["m3", "m4"], min = 1, max = 4 }] (over all '
+            "layers, or add layers = [...]; see docs/user_spaces.md)"
+        )
     forbids = [_forbid(k, item, layers, names, fail) for k, item in enumerate(entry.forbid)]
-    if not optional and not forbids:
+    counts = [_count_rule(k, item, layers, names, fail) for k, item in enumerate(entry.count)]
+    if not optional and not forbids and not counts:
         return None
-    return RuleValidity(names, [layer.ops for layer in layers], forbids, optional, entry.absent)
+    return RuleValidity(names, [layer.ops for layer in layers], forbids, optional, entry.absent, counts)
+
+
+def _count_rule(k: int, item: CountEntry, layers: Sequence[LayerSpec], names: list[str], fail: _Fail) -> CountRule:
+    where = f"[validity] count[{k}]"
+    chosen = list(range(len(names)))
+    if item.layers is not None:
+        unknown = [name for name in item.layers if name not in names]
+        if unknown:
+            raise fail(f"{where}: unknown layer {unknown[0]!r} (layers: {', '.join(names)})")
+        if len(set(item.layers)) < len(item.layers):
+            raise fail(f"{where}: a layer is listed twice")
+        chosen = sorted(names.index(name) for name in item.layers)
+    ops = list(dict.fromkeys(item.ops))
+    known = {op for i in chosen for op in layers[i].ops}
+    unknown_ops = [op for op in ops if op not in known]
+    if unknown_ops:
+        raise fail(f"{where}: op {unknown_ops[0]!r} is not an op of the layers it counts ({', '.join(sorted(known))})")
+    if item.max is not None and item.max < item.min:
+        raise fail(f"{where}: min ({item.min}) is above max ({item.max})")
+    if item.min > len(chosen):
+        raise fail(f"{where}: min {item.min} is more than the {len(chosen)} layer(s) it counts")
+    if item.min == 0 and (item.max is None or item.max >= len(chosen)):
+        raise fail(f"{where}: min {item.min} and max {item.max} hold for every architecture: give a min or a max")
+    if item.max is None:
+        amount = f"at least {item.min}"
+    elif item.min == 0:
+        amount = f"at most {item.max}"
+    elif item.min == item.max:
+        amount = f"exactly {item.min}"
+    else:
+        amount = f"{item.min} to {item.max}"
+    of = "the layers" if item.layers is None else ", ".join(names[i] for i in chosen)
+    return CountRule(
+        layers=tuple(chosen),
+        ops=frozenset(ops),
+        low=item.min,
+        high=item.max,
+        text=f"{amount} of {of} use {' or '.join(ops)}",
+        where=where,
+    )
 
 
 def _optional_layers(

@@ -14,6 +14,10 @@ consults them only when a space has one, so the built-in spaces keep their fast 
   "box": a set of ops on some layers), pruning the intersections that are empty; optional layers turn
   into one box per pair of consecutive optional layers ("this one absent, the next one present"), and
   such boxes never intersect their neighbours, so the count stays cheap for deep variable-depth chains.
+  Count rules ("between 1 and 4 of these layers use one of these ops") enter every term of that sum:
+  the architectures of a box that satisfy them are counted by a small dynamic programme over the
+  layers (the state is how many layers each rule has counted so far, capped just past its maximum), so
+  sampling, sizes and mutations stay exact however sparse the rules make the space.
 * :class:`TableValidity` keeps the table's rows as op codes and computes the candidates of a region
   lazily, once per region, with numpy.
 """
@@ -68,6 +72,41 @@ class Forbid:
     def matches(self, genotype: Genotype) -> bool:
         """Whether ``genotype`` is one of the forbidden combinations."""
         return all(genotype[i] in ops for i, ops in self.layers)
+
+
+@dataclass(frozen=True)
+class CountRule:
+    """How many of some layers may use some ops: between ``low`` and ``high`` of ``layers`` hold one of ``ops``.
+
+    Attributes:
+        layers: indices of the layers counted (every layer, unless the rule names some).
+        ops: the ops counted.
+        low: at least this many (0: no minimum).
+        high: at most this many (None: no maximum).
+        text: the rule in words (``1 to 4 of the layers use m3 or m4``), for agents and messages.
+        where: where the rule is declared (``[validity] count[0]``).
+    """
+
+    layers: tuple[int, ...]
+    ops: frozenset[str]
+    low: int
+    high: int | None
+    text: str
+    where: str
+
+    @property
+    def cap(self) -> int:
+        """The largest count the dynamic programme keeps apart: one past the maximum (any more is as bad), or
+        the minimum when there is no maximum (any more is as good)."""
+        return self.low if self.high is None else self.high + 1
+
+    def holds(self, n: int) -> bool:
+        """Whether ``n`` counted layers satisfy the rule."""
+        return self.low <= n and (self.high is None or n <= self.high)
+
+    def tally(self, genotype: Genotype) -> int:
+        """How many of the rule's layers hold one of its ops in ``genotype``."""
+        return sum(genotype[i] in self.ops for i in self.layers)
 
 
 class _RegionCache(Generic[T]):
@@ -141,26 +180,56 @@ def trailing_forbids(layer_names: Sequence[str], layer_ops: Sequence[Sequence[st
     return out
 
 
-def _count(region: Region, forbids: tuple[Forbid, ...]) -> int:
-    """Architectures of ``region`` that match none of ``forbids`` (inclusion-exclusion, empty terms pruned)."""
+def _count_box(region: Region, counts: tuple[CountRule, ...]) -> int:
+    """Architectures of the box ``region`` that satisfy every count rule (a product when there is none).
+
+    Dynamic programme over the layers: for each vector of per-rule tallies so far (each capped at the
+    rule's :attr:`~CountRule.cap`), how many partial architectures reach it.
+    """
+    if not counts:
+        return math.prod(len(s) for s in region)
+    members = [frozenset(rule.layers) for rule in counts]
+    caps = [rule.cap for rule in counts]
+    states: dict[tuple[int, ...], int] = {(0,) * len(counts): 1}
+    for i, ops in enumerate(region):
+        steps: dict[tuple[int, ...], int] = {}
+        for op in ops:
+            step = tuple(int(i in layers and op in rule.ops) for layers, rule in zip(members, counts, strict=True))
+            steps[step] = steps.get(step, 0) + 1
+        if len(steps) == 1 and not any(next(iter(steps))):
+            factor = next(iter(steps.values()))
+            states = {state: n * factor for state, n in states.items()}
+            continue
+        new: dict[tuple[int, ...], int] = {}
+        for state, n in states.items():
+            for step, m in steps.items():
+                key = tuple(min(a + b, cap) for a, b, cap in zip(state, step, caps, strict=True))
+                new[key] = new.get(key, 0) + n * m
+        states = new
+    return sum(n for state, n in states.items() if all(r.holds(v) for r, v in zip(counts, state, strict=True)))
+
+
+def _count(region: Region, forbids: tuple[Forbid, ...], counts: tuple[CountRule, ...] = ()) -> int:
+    """Architectures of ``region`` that match none of ``forbids`` and satisfy every count rule
+    (inclusion-exclusion over the forbidden boxes, empty terms pruned)."""
     live = []
     for f in forbids:
         if all(region[i] & ops for i, ops in f.layers):
             if all(region[i] <= ops for i, ops in f.layers):
                 return 0  # the whole region is forbidden
             live.append(f)
-    total = math.prod(len(s) for s in region)
-    if not live:
+    total = _count_box(region, counts)
+    if not live or total == 0:
         return total
     first, rest = live[0], tuple(live[1:])
     inside = list(region)
     for i, ops in first.layers:
         inside[i] = region[i] & ops
-    return _count(region, rest) - _count(tuple(inside), rest)
+    return _count(region, rest, counts) - _count(tuple(inside), rest, counts)
 
 
 class RuleValidity(Validity):
-    """Validity from declared rules: optional trailing layers and forbidden combinations.
+    """Validity from declared rules: optional trailing layers, forbidden combinations and count rules.
 
     Args:
         layer_names: the layers, in genotype order (for messages).
@@ -168,6 +237,7 @@ class RuleValidity(Validity):
         forbids: combinations that are not architectures.
         optional: indices of the layers that may be absent, in genotype order.
         absent: the op marking an absent layer.
+        counts: how many layers may use some ops.
     """
 
     def __init__(
@@ -177,17 +247,24 @@ class RuleValidity(Validity):
         forbids: Sequence[Forbid] = (),
         optional: Sequence[int] = (),
         absent: str = "none",
+        counts: Sequence[CountRule] = (),
     ):
         self.optional = frozenset(optional)
         self.absent = absent if optional else None
         self.forbids = tuple(trailing_forbids(layer_names, layer_ops, optional, absent)) + tuple(forbids)
+        self.count_rules = tuple(counts)
         self._boxes = tuple(f.layers for f in self.forbids)
+        self._tallies = tuple((rule.layers, rule.ops, rule.low, rule.high) for rule in self.count_rules)
         self._counts: _RegionCache[int] = _RegionCache()
 
     def why_invalid(self, genotype: Genotype) -> str | None:
         for f in self.forbids:
             if f.matches(genotype):
                 return f.reason
+        for rule in self.count_rules:
+            n = rule.tally(genotype)
+            if not rule.holds(n):
+                return f"{rule.text} ({rule.where}), but {n} {'does' if n == 1 else 'do'}"
         return None
 
     def is_valid(self, genotype: Genotype) -> bool:
@@ -198,12 +275,19 @@ class RuleValidity(Validity):
                     break
             else:
                 return False
+        for counted, ops, low, high in self._tallies:
+            n = 0
+            for k in counted:
+                if genotype[k] in ops:
+                    n += 1
+            if n < low or (high is not None and n > high):
+                return False
         return True
 
     def count(self, mask: MaskSpec) -> int:
         cached = self._counts.get(mask.ops)
         if cached is None:
-            cached = _count(tuple(frozenset(ops) for ops in mask.ops), self.forbids)
+            cached = _count(tuple(frozenset(ops) for ops in mask.ops), self.forbids, self.count_rules)
             self._counts.put(mask.ops, cached)
         return cached
 
@@ -223,7 +307,7 @@ class RuleValidity(Validity):
             weights = []
             for op in ops:
                 fixed[i] = frozenset({op})
-                weights.append(_count(tuple(fixed), self.forbids))
+                weights.append(_count(tuple(fixed), self.forbids, self.count_rules))
             pick = rng.randrange(sum(weights))
             for op, w in zip(ops, weights, strict=True):
                 if pick < w:
