@@ -1,15 +1,17 @@
 """Ctrl-C stops a run on every local executor while an evaluation hangs; --eval-timeout fails it and goes on.
 
 Real `lapt run` processes and a real SIGINT: the evaluator (a function of the toy space) never returns
-for some architectures. Ctrl-C used to stop only a run on the ``local`` executor: with ``threads`` or
-``processes`` the main thread was interrupted, then waited for the hung evaluation for ever (the
-evaluation node's thread pool, the executor's clean-up, the interpreter's exit all joined it). Now the
+for some architectures. Ctrl-C used to stop only a run on the ``local`` executor evaluating one
+architecture at a time: with ``threads``, ``processes`` or ``ray``, or a batch, the main thread was
+interrupted, then waited for the hung evaluation for ever (the evaluation node's thread pool, the
+executor's clean-up, the interpreter's exit all joined it). Now the
 run ends at once with status 130, leaves no worker behind, and resumes. ``--eval-timeout`` fails an
 evaluation that runs too long, with the reason, on every executor, and is not retried.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -60,13 +62,16 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+RAY = pytest.param("ray", marks=pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray"))
+
+
+@pytest.mark.parametrize("executor", [*EXECUTORS, RAY])
 def test_one_sigint_stops_a_run_whose_evaluation_hangs_and_the_run_resumes(tmp_path, executor):
     toml, run, mark = space(tmp_path), tmp_path / "run", tmp_path / "hanging"
     env = {**os.environ, "HANG_AT": "0", "HANG_MARK": str(mark)}  # every evaluation hangs
     proc = subprocess.Popen(run_args(toml, run, executor, 6, "--batch-size", "2"), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180  # a local Ray takes a while to start
     while time.monotonic() < deadline and proc.poll() is None and not mark.exists():
         time.sleep(0.05)
     assert proc.poll() is None and mark.exists(), proc.stderr.read() if proc.stderr else ""

@@ -13,6 +13,7 @@ one, and it is visible in the trial's extras.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -22,10 +23,13 @@ from typing import Any
 from lapt.errors import UserError
 from lapt.tools.evaluation import Outcome
 from lapt.tools.executors.base import Executor, available_cores
+from lapt.tools.executors.calls import Interrupted
 from lapt.tools.executors.jobs import Job, run_job
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'lapt[ray]'"
 LOOPBACK = "127.0.0.1"
+WAIT_POLL_S = 0.1
+"""How often a thread waiting for a Ray task looks whether the run was interrupted."""
 _LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
@@ -75,7 +79,8 @@ class RayExecutor(Executor):
         self.num_cpus = workers or available_cores()
         self.workers = max(1, int(self.num_cpus // cpus_per_trial))
         self.threads_per_trial = max(1, int(cpus_per_trial))
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: interrupt() may run in a signal handler
+        self._in_flight: set[Any] = set()
         self._ray: Any = None
         self._remote: Any = None
         self._owns_ray = False
@@ -118,14 +123,29 @@ class RayExecutor(Executor):
             raise RuntimeError(f"local Ray started on {sorted(addresses)}, not {LOOPBACK}: stopped it")
 
     def _start(self, job: Job) -> Any:
-        return self._ensure_started().remote(job)
+        ref = self._ensure_started().remote(job)
+        with self._lock:
+            self._in_flight.add(ref)
+        return ref
 
     def _wait(self, handle: Any) -> Outcome:
+        # Polled rather than one blocking ray.get: Ctrl-C (interrupt()) must free every waiting thread at
+        # once, and no Ray call is made from the signal handler itself.
+        while not self._ray.wait([handle], timeout=WAIT_POLL_S)[0]:
+            if self.interrupted:
+                raise Interrupted("the run was interrupted")
+        with self._lock:
+            self._in_flight.discard(handle)
         result = self._ray.get(handle)
         return result if isinstance(result, Outcome) else Outcome.model_validate(result)
 
     def close(self) -> None:
         with self._lock:
+            if self.interrupted and self._ray is not None:  # on a cluster of its own, a hung task runs on
+                for ref in self._in_flight:
+                    with contextlib.suppress(Exception):  # best effort: the task may be gone already
+                        self._ray.cancel(ref, force=True)
+            self._in_flight.clear()
             if self._owns_ray and self._ray is not None and self._ray.is_initialized():
                 self._ray.shutdown()
             self._owns_ray = False
