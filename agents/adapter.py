@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from lapt.agents import compact
+from lapt.agents.judges import principle_judge
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentKind, AgentRequest, Reasoner
@@ -155,7 +156,13 @@ def make_adapter(reasoner: Reasoner, prompts: PromptSet) -> Adapter:
         }
         kind: AgentKind = "adapt_improved" if inp.branch == "improved" else "adapt_stalled"
         request = AgentRequest(
-            kind, prompts.render("system"), user, payload, schema, check=complete_set if must_cover else None
+            kind,
+            prompts.render("system"),
+            user,
+            payload,
+            schema,
+            check=complete_set if must_cover else None,
+            amend=principle_judge(space, schema, None),  # its claims are about the target: no source grounding
         )
         reply = reasoner.complete(request)
         value = None

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from lapt.agents import compact
+from lapt.agents.judges import principle_judge
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentRequest, Reasoner
 from lapt.schemas import PrincipleSet, draft_principles, principle_draft_model
 from lapt.spaces import Genotype, SearchSpace
 from lapt.transfer.evidence import layer_statistics
+from lapt.transfer.grounding import SourceSupport
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,12 @@ def make_principle_learner(reasoner: Reasoner, prompts: PromptSet, top_k: int = 
     """Build the learner agent around ``reasoner`` (LLM or offline) and ``prompts``.
 
     The answer schema is :func:`~lapt.schemas.principle_draft_model` of the space, so layer and op
-    names are checked when the answer arrives; the result is a space-independent PrincipleSet.
+    names are checked when the answer arrives; each principle is then judged on its own
+    (:func:`~lapt.agents.judges.principle_judge`), a model's against the source data it was shown. The result is a
+    space-independent PrincipleSet.
     """
+
+    grounded = reasoner.name != "offline"
 
     def learn(space: SearchSpace, sources: Sequence[SourceData]) -> AgentOutcome[PrincipleSet]:
         blocks, payload_sources = [], {}
@@ -75,7 +81,10 @@ def make_principle_learner(reasoner: Reasoner, prompts: PromptSet, top_k: int = 
             "sources": payload_sources,
         }
         schema = principle_draft_model(space)
-        request = AgentRequest("learn", prompts.render("system"), user, payload, schema)
+        # The miner's answers are the data's own figures; a model's claims are checked against them.
+        support = SourceSupport.of(space, [(s.archs, s.values) for s in sources], top_k) if grounded else None
+        amend = principle_judge(space, schema, support)
+        request = AgentRequest("learn", prompts.render("system"), user, payload, schema, amend=amend)
         reply = reasoner.complete(request)
         value = None
         if isinstance(reply.value, schema):

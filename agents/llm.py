@@ -66,7 +66,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from lapt.agents.llm_answers import AnswerRejected, extract
 from lapt.agents.llm_servers import classify_refusal, server_message, too_long
-from lapt.agents.reasoner import AgentReply, AgentRequest, FailureKind, checked
+from lapt.agents.reasoner import AgentReply, AgentRequest, Amended, FailureKind, judged
 from lapt.errors import UserError
 from lapt.llm.cache import CachedAnswer, ResponseCache, request_key
 from lapt.llm.redaction import redact, redact_url, register_secret
@@ -696,48 +696,82 @@ class LLMReasoner:
 
     # -- the Reasoner interface ----------------------------------------------------------------
     def complete(self, request: AgentRequest) -> AgentReply:
-        """Ask, read, validate, repair; an error in ``reply.error`` rather than an exception (except config)."""
+        """Ask, read, judge, repair; an error in ``reply.error`` rather than an exception (except config).
+
+        An answer is judged part by part (``request.amend``): what breaks a rule is dropped and the rest
+        kept; only an answer with nothing usable goes back for repair. Parts the data contradicts are
+        quoted back once; if the repair does not answer better, the first answer is kept without them.
+        A repair answered with the same text as the answer before it ends the repairs at once: the
+        model at temperature 0 would only repeat itself.
+        """
         reply = AgentReply(value=None)
         schema = request.schema
         messages: list[BaseMessage] = [SystemMessage(request.system), HumanMessage(request.user)]
-
-        def validate(data: Any) -> BaseModel:
-            value = schema.model_validate(data)
-            problem = checked(request, value)
-            if problem is not None:
-                raise AnswerRejected(problem)
-            return value
+        held: tuple[BaseModel, Amended, str | None, str] | None = None  # usable, its contested parts quoted back
+        previous: str | dict[str, Any] | None = None
 
         for repair in range(self.settings.max_repairs + 1):
             label = f" (repair {repair})" if repair else ""
+            verdicts: dict[int, Amended] = {}
+            validate = functools.partial(_judge, request, verdicts)
+
             with _round_run(repair, reply):  # traced as answer / repair_N; the HTTP attempts nest inside
                 try:
                     answer = self._call(messages, schema, reply, label)
                 except LLMConfigError:
                     raise
                 except (openai.OpenAIError, NoStructuredOutput) as exc:
+                    if held is not None:
+                        break  # the first answer stands, without its contested parts
                     # Failure is data: the graph decides what a missing answer means and records this line.
                     reply.failure = _failure_kind(exc)
                     reply.error = f"LLM call failed after retries: {self._describe_exc(exc)}"
                     return reply
                 result = extract(answer.raw, validate, answer.reasoning)
                 if result.value is not None:
-                    reply.value, reply.extraction, reply.method = result.value, result.how, answer.method
-                    reply.error = reply.failure = None
-                    return reply
-                problem = result.problem or "no valid answer"
-                if answer.truncated:
-                    problem = (
-                        "the answer was cut off at the length limit before the JSON object was complete "
-                        "(a shorter answer is needed, or a larger max_tokens)"
-                    )
-                elif answer.refusal and not answer.raw:
-                    problem = f"the model refused to answer: {answer.refusal[:200]}"
-                reply.attempts.append(f"invalid answer {repair + 1}: {problem[:300]}")
-                reply.error = f"invalid answer after {repair + 1} attempt(s): {problem[:300]}"
-                reply.failure = "truncated" if answer.truncated else "invalid_answer"
+                    verdict = verdicts[id(result.value)]
+                    if verdict.contested and held is None and repair < self.settings.max_repairs:
+                        held = (result.value, verdict, result.how, answer.method)
+                        problem = f"the data contradicts part of the answer: {verdict.contested}"
+                        reply.attempts.append(f"contested answer {repair + 1}: {problem[:300]}")
+                    else:
+                        reply.value, reply.extraction, reply.method = result.value, result.how, answer.method
+                        reply.take(verdict)
+                        reply.error = reply.failure = None
+                        return reply
+                else:
+                    problem = result.problem or "no valid answer"
+                    if answer.truncated:
+                        problem = (
+                            "the answer was cut off at the length limit before the JSON object was complete "
+                            "(a shorter answer is needed, or a larger max_tokens)"
+                        )
+                    elif answer.refusal and not answer.raw:
+                        problem = f"the model refused to answer: {answer.refusal[:200]}"
+                    reply.attempts.append(f"invalid answer {repair + 1}: {problem[:300]}")
+                    reply.error = f"invalid answer after {repair + 1} attempt(s): {problem[:300]}"
+                    reply.failure = "truncated" if answer.truncated else "invalid_answer"
+                if previous is not None and answer.raw == previous:
+                    reply.attempts.append("the repair repeated the answer before it word for word: no more repairs")
+                    break
+                previous = answer.raw
                 messages = [*messages, AIMessage(result.shown), HumanMessage(REPAIR.format(problem=problem))]
+        if held is not None:
+            value, verdict, how, method = held
+            reply.attempts.append("kept the contested answer without the parts the data contradicts")
+            reply.value, reply.extraction, reply.method = value, how, method
+            reply.take(verdict)
+            reply.error = reply.failure = None
         return reply
+
+
+def _judge(request: AgentRequest, verdicts: dict[int, Amended], data: Any) -> BaseModel:
+    """Validate ``data`` and judge it part by part; the verdict of a kept value is noted in ``verdicts``."""
+    verdict = judged(request, request.schema.model_validate(data))
+    if verdict.value is None:
+        raise AnswerRejected(verdict.problem or "no usable part")
+    verdicts[id(verdict.value)] = verdict
+    return verdict.value
 
 
 @contextlib.contextmanager

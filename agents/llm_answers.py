@@ -171,23 +171,34 @@ def extract(
     validate: Callable[[Any], BaseModel],
     reasoning: str | None = None,
 ) -> Extraction:
-    """The first candidate of ``raw`` that ``validate`` accepts, or the problem of the closest one.
+    """The first candidate of ``raw`` that ``validate`` accepts, or the problem of the final answer.
 
     ``validate`` raises ``ValidationError`` (schema) or :class:`AnswerRejected` (the agent's check).
-    "Closest" is the candidate with the fewest validation errors, the earlier one on a tie.
+    When nothing validates, the problem quoted is that of the *final* answer, the one the model meant:
+    the tool call, the whole visible text (after any think block), else the last JSON object of the
+    visible text; a draft inside the reasoning is only quoted when the answer has no other JSON.
     """
     shown = json.dumps(raw) if isinstance(raw, dict) else (split_reasoning(raw)[0] or raw.strip())
-    best: tuple[int, str] | None = None
+    problems: list[tuple[str, str]] = []
     for cand in candidates(raw, reasoning):
         try:
             return Extraction(validate(cand.data), cand.how, None, shown)
         except ValidationError as exc:
-            score = exc.error_count()
             problem = describe(exc)
         except AnswerRejected as exc:
-            score, problem = 0, str(exc)
-        if best is None or score < best[0]:
-            best = (score, problem)
-    if best is None:
+            problem = str(exc)
+        problems.append((cand.how, problem))
+    if not problems:
         return Extraction(None, None, "not JSON: the answer holds no JSON object", shown)
-    return Extraction(None, None, best[1], shown)
+    return Extraction(None, None, _final(problems), shown)
+
+
+def _final(problems: list[tuple[str, str]]) -> str:
+    """The problem of the final answer among the candidates' (see :func:`extract`)."""
+    for how, problem in problems:
+        if how in ("tool_call", "json", "after_think"):
+            return problem
+    visible = [problem for how, problem in problems if how in ("fenced", "embedded", "unwrapped")]
+    if visible:
+        return visible[-1]
+    return problems[0][1]

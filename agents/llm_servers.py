@@ -1,6 +1,9 @@
 """What OpenAI-compatible servers say when they refuse part of a request, and what lapt does about it.
 
-Servers differ in what they support, and say so in their own words, with 400, 422 or even 500:
+Servers differ in what they support, and say so in their own words, with 400, 422 or even 500. A
+refusal is read by meaning, not by message: any error answer whose body names the structured-output
+feature (``response_format``, ``json_schema``, ``schema``, ``grammar``, ``tools``, ``tool_choice``) is a
+refusal of that method, whatever its status, and is never retried as if the server were down:
 
 * a structured-output feature: vLLM's guided-decoding backends (xgrammar, outlines, guidance /
   llguidance), llama.cpp's schema-to-grammar converter and its ``--jinja`` requirement for tools,
@@ -85,6 +88,9 @@ _PARAM_WORDS = (
     "extra fields",
     "invalid",
 )
+# The structured-output feature named as a word of an error body, whatever its status: llama-cpp-python's
+# server answers a json_schema request with 500 and a pydantic error on ('body', 'response_format', 'type').
+_FEATURE_NAMES = ("response_format", "json_schema", "schema", "grammar", "tools", "tool_choice")
 _CONTEXT_WORDS = ("maximum context length", "context length", "context window", "too many tokens", "prompt is too long")
 
 RefusalKind = Literal["feature", "strict", "param"]
@@ -162,6 +168,8 @@ def classify_refusal(exc: BaseException, method: str, sent: Iterable[str], stric
         return Refusal("feature")
     if status in (400, 422) and any(word in text for word in _METHOD_REFUSALS[method]):
         return Refusal("feature")
+    if not too_long(exc) and any(_mentions(text, name) for name in _FEATURE_NAMES):
+        return Refusal("feature")  # by meaning: an error about the feature is a refusal, not an outage
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lapt.agents.reasoner import AgentReply, AgentRequest, checked
+from lapt.agents.reasoner import AgentReply, AgentRequest, judged
 from lapt.schemas import Principle, PrincipleDraft
 from lapt.spaces import LayerSpec, MaskSpec
 from lapt.transfer.evidence import HIT_QUANTILE
@@ -46,10 +46,12 @@ class OfflineReasoner:
             where = ".".join(str(p) for p in err["loc"]) or "answer"
             why = f"the principles give no valid {request.kind} answer ({where}: {err['msg']})"
             return AgentReply(value=None, error=why, failure="invalid_answer")
-        problem = checked(request, value)
-        if problem is not None:  # the agent's own check (e.g. a region already tried) refuses the answer
-            return AgentReply(value=None, error=f"invalid answer: {problem}", failure="invalid_answer")
-        return AgentReply(value=value, extraction="offline")
+        verdict = judged(request, value)
+        if verdict.value is None:  # the agent's own judgement (e.g. a region already tried) refuses it
+            return AgentReply(value=None, error=f"invalid answer: {verdict.problem}", failure="invalid_answer")
+        reply = AgentReply(value=verdict.value, extraction="offline")
+        reply.take(verdict)
+        return reply
 
     # -- learning --------------------------------------------------------------------------------
     def _learn(self, payload: dict[str, Any]) -> dict[str, Any]:

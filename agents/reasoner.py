@@ -38,6 +38,9 @@ class AgentRequest:
     Attributes:
         check: an extra test of a schema-valid answer (e.g. "a region already tried"); returns why the
             answer is refused, or None. A refused answer is sent back for repair like a schema error.
+        amend: judges a schema-valid answer part by part (:class:`Amended`): drops what breaks a rule
+            and keeps the rest, so one bad principle costs that principle, not the answer. Applied
+            before ``check``.
     """
 
     kind: AgentKind
@@ -46,6 +49,27 @@ class AgentRequest:
     payload: dict[str, Any]
     schema: type[BaseModel]
     check: Callable[[BaseModel], str | None] | None = None
+    amend: Callable[[BaseModel], Amended] | None = None
+
+
+@dataclass(frozen=True)
+class Amended:
+    """A schema-valid answer after the agent's part-by-part judgement.
+
+    Attributes:
+        value: the answer with what broke a rule removed; None when nothing usable is left.
+        changes: one line per change made, with its reason (recorded in the decision and the trace).
+        problem: why nothing usable is left (sent back for repair); None when ``value`` is set.
+        contested: parts the data contradicts (already removed from ``value``): quoted back to the model
+            once, since its repair may state something better than what the removal leaves.
+        support: the data's figures for what was kept, for the record.
+    """
+
+    value: BaseModel | None
+    changes: tuple[str, ...] = ()
+    problem: str | None = None
+    contested: str | None = None
+    support: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,6 +85,8 @@ class AgentReply:
             reasoning field), ``inside_think``; ``offline`` for the miner. A cached answer is read the
             same way as a fresh one.
         method: the structured-output method that produced the answer (LLM only).
+        changes: what the part-by-part judgement removed from the accepted answer, one line each.
+        support: the data's figures for what the accepted answer kept (grounded agents only).
     """
 
     value: BaseModel | None
@@ -73,11 +99,29 @@ class AgentReply:
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    support: list[str] = field(default_factory=list)
+
+    def take(self, judged: Amended) -> None:
+        """Record what the judgement of the accepted answer changed and what supports it."""
+        self.changes = list(judged.changes)
+        self.support = list(judged.support)
 
 
 def checked(request: AgentRequest, value: BaseModel) -> str | None:
     """Why ``request.check`` refuses ``value`` (None when there is no check or it passes)."""
     return request.check(value) if request.check is not None else None
+
+
+def judged(request: AgentRequest, value: BaseModel) -> Amended:
+    """``value`` after ``request.amend`` and ``request.check``: what is kept, changed, or why nothing is."""
+    out = request.amend(value) if request.amend is not None else Amended(value)
+    problem = checked(request, out.value if out.value is not None else value)
+    if out.value is None:  # both reasons at once: a repair that fixes one should not fall to the other
+        return Amended(None, out.changes, "; ".join(p for p in (out.problem, problem) if p))
+    if problem is not None:
+        return Amended(None, out.changes, problem)
+    return out
 
 
 class Reasoner(Protocol):

@@ -6,11 +6,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lapt.agents import compact
+from lapt.agents.judges import mask_judge
 from lapt.agents.outcome import AgentOutcome
 from lapt.agents.prompts import PromptSet
 from lapt.agents.reasoner import AgentRequest, Reasoner
 from lapt.schemas import PrincipleSet
-from lapt.spaces import MaskSpec, SearchSpace
+from lapt.spaces import Genotype, MaskSpec, SearchSpace
 from lapt.transfer.masks import MaskBase, mask_model, to_spec
 
 Refiner = Callable[..., AgentOutcome[MaskBase]]
@@ -69,6 +70,7 @@ def avoid_regions_section(space: SearchSpace, regions: Sequence[Mapping[str, Any
 
 def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
     """Build the refiner agent; its answers are validated by the space's mask class."""
+    grounded = reasoner.name != "offline"
 
     def refine(
         space: SearchSpace,
@@ -77,9 +79,15 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
         target_task: str,
         context: str = "Initial refinement from the transferred principles.",
         avoid_regions: Sequence[Mapping[str, Any]] = (),
+        best: Sequence[Genotype] = (),
     ) -> AgentOutcome[MaskBase]:
         """A mask for ``principles``; with ``avoid_regions`` (masks as JSON) a mask equal to one of them is
-        refused and sent back for repair, so a stalled search never gets a region it already tried."""
+        refused and sent back for repair, so a stalled search never gets a region it already tried.
+
+        A model's mask is also judged against the evidence (:mod:`lapt.transfer.mask_judging`): it must
+        agree with ``principles`` and, given ``best`` (the source's top architectures, at the first
+        refinement), keep enough of them. The offline refiner's regions are built from the same figures.
+        """
         schema = mask_model(space, max_ops)
         avoid_regions = distinct_regions(space, avoid_regions)
         tried = {region_spec(space, m) for m in avoid_regions}
@@ -112,7 +120,13 @@ def make_space_refiner(reasoner: Reasoner, prompts: PromptSet) -> Refiner:
             "avoid_regions": list(avoid_regions),  # the same objects: their region keys are cached by object
         }
         request = AgentRequest(
-            "refine", prompts.render("system"), user, payload, schema, check=new_region if tried else None
+            "refine",
+            prompts.render("system"),
+            user,
+            payload,
+            schema,
+            check=new_region if tried else None,
+            amend=mask_judge(space, principles.principles, best) if grounded else None,
         )
         reply = reasoner.complete(request)
         value = reply.value if isinstance(reply.value, MaskBase) else None

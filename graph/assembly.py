@@ -53,11 +53,24 @@ def make_reasoner(llm: Any = None, cache_path: Path | str | None = None) -> Reas
 
 
 def build_agents(reasoner: Reasoner, prompts: PromptSet, top_k: int = 50) -> Agents:
-    """The principle learner, space refiner and adapter around ``reasoner``, each traced as ``agent:*``."""
+    """The principle learner, space refiner and adapter around ``reasoner``, each traced as ``agent:*``.
+
+    Beside any reasoner but the offline miner, the miner's learner and refiner stand by as fallbacks
+    (traced as ``agent:learner_fallback`` and ``agent:refiner_fallback`` when used).
+    """
+    fallback_learner = fallback_refiner = None
+    if reasoner.name != "offline":
+        from lapt.agents.offline import OfflineReasoner
+
+        miner = OfflineReasoner()
+        fallback_learner = traced_agent("agent:learner_fallback", make_principle_learner(miner, prompts, top_k))
+        fallback_refiner = traced_agent("agent:refiner_fallback", make_space_refiner(miner, prompts))
     return Agents(
         learner=traced_agent("agent:learner", make_principle_learner(reasoner, prompts, top_k)),
         refiner=traced_agent("agent:refiner", make_space_refiner(reasoner, prompts)),
         adapter=traced_agent("agent:adapter", make_adapter(reasoner, prompts)),
+        fallback_learner=fallback_learner,
+        fallback_refiner=fallback_refiner,
     )
 
 

@@ -22,11 +22,20 @@ from lapt.tools.evaluation import Evaluator
 
 @dataclass(frozen=True)
 class Agents:
-    """The three agents of a run (each already traced, see :func:`lapt.graph.assembly.build_agents`)."""
+    """The three agents of a run (each already traced, see :func:`lapt.graph.assembly.build_agents`).
+
+    Attributes:
+        fallback_learner: the offline miner's learner, beside a model's (None when the run is offline):
+            its principles are used when the model's are all rejected (``on_agent_failure="fallback"``).
+        fallback_refiner: the offline refiner, whose region replaces a model's mask that stays invalid or
+            ungrounded after its repairs.
+    """
 
     learner: Learner
     refiner: Refiner
     adapter: Adapter
+    fallback_learner: Learner | None = None
+    fallback_refiner: Refiner | None = None
 
 
 @dataclass(frozen=True)

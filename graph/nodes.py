@@ -9,15 +9,20 @@ The search steps outside the refined region now and then and draws ops by the ta
 (:mod:`lapt.strategies.escape`); a stalled search is never sent back to a region it tried, whatever the
 refiner answered (:func:`lapt.transfer.regions.untried_region`).
 
-Agents that give no valid answer are recorded as failed decisions, never hidden: a learner without
-principles ends the run (unless the settings say ``on_agent_failure="continue"``); a refiner without a
-mask keeps the previous one (the full space at the start) and an adapter without principles keeps the
-current ones, and the next adaptation asks again.
+Agents that give no valid answer are recorded as failed decisions, never hidden. With
+``on_agent_failure="fallback"`` (the default) a model's learner without usable principles is replaced by
+the offline miner's, and a model's refiner without a usable mask by the offline refiner's region from
+the same principles; a learner with no principles at all ends the run (``"stop"``, or no fallback) or
+searches the full space (``"continue"``). A refiner without a mask otherwise keeps the previous one (the
+full space at the start) and an adapter without principles keeps the current ones; the next adaptation
+asks again.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from lapt.agents.adapter import AdaptInput, TargetRow
 from lapt.agents.outcome import AgentOutcome
@@ -50,7 +55,13 @@ def _outcome_fields(outcome: AgentOutcome[Any]) -> dict[str, Any]:
         "input_tokens": reply.input_tokens,
         "output_tokens": reply.output_tokens,
         "attempts": reply.attempts,
+        "changes": reply.changes,
+        "support": reply.support,
     }
+
+
+def _fallback_fields(by: str, outcome: AgentOutcome[Any]) -> dict[str, Any]:
+    return {"by": by, "ok": outcome.value is not None, "error": outcome.reply.error}
 
 
 def _usage(state: LaptState, outcome: AgentOutcome[Any]) -> dict[str, int]:
@@ -105,17 +116,36 @@ def learn_principles(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         return {"principles": [pset.model_dump()], **_decisions(state, given)}
     outcome = ctx.agents.learner(ctx.space, ctx.sources())
     update: dict[str, Any] = {"usage": _usage(state, outcome)}
+    decision: dict[str, Any] = {"agent": "learner", **_outcome_fields(outcome)}
     if outcome.value is not None:
         update["principles"] = [outcome.value.model_dump()]
-        note = ""
+        return update | _decisions(state, {**decision, "note": ""})
+    update["failures"] = _failed(state, "learner")
+    mode = ctx.settings.on_agent_failure
+    if mode == "fallback" and ctx.agents.fallback_learner is not None:
+        fallback = ctx.agents.fallback_learner(ctx.space, ctx.sources())
+        decision["fallback"] = _fallback_fields("offline miner", fallback)
+        if fallback.value is not None:
+            update["principles"] = [fallback.value.model_dump()]
+            decision["note"] = "no usable principles from the model: the offline miner's principles are used"
+            return update | _decisions(state, decision)
+    if mode == "continue":
+        decision["note"] = "no principles: searching the full space without transfer (on_agent_failure=continue)"
     else:
-        update["failures"] = _failed(state, "learner")
-        if ctx.settings.on_agent_failure == "stop":
-            update["done"] = STOPPED_BY_LEARNER
-            note = "no principles: the run stops before any search"
-        else:
-            note = "no principles: searching the full space without transfer (on_agent_failure=continue)"
-    return update | _decisions(state, {"agent": "learner", **_outcome_fields(outcome), "note": note})
+        update["done"] = STOPPED_BY_LEARNER
+        decision["note"] = "no principles: the run stops before any search"
+    return update | _decisions(state, decision)
+
+
+def _source_best(ctx: RunContext) -> list[Any]:
+    """The source tasks' top-k architectures the learner saw (what a first region must keep enough of)."""
+    if not ctx.settings.sources:
+        return []
+    best: list[Any] = []
+    for src in ctx.sources():
+        values = np.nan_to_num(np.asarray(src.values, dtype=float), nan=-np.inf)
+        best.extend(src.archs[int(i)] for i in np.argsort(-values, kind="stable")[: ctx.settings.top_k])
+    return best
 
 
 def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
@@ -124,23 +154,30 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
     ctx.search.sync(state)
     principles = state.get("principles") or []
     previous = state.get("mask")
-    outcome = None
+    outcome = fallback = None
     if principles:
         pset = PrincipleSet.model_validate(principles[-1])
         branch = state.get("branch")
         context = "Initial refinement from the transferred principles."
         avoid: list[dict[str, Any]] = []
+        best = _source_best(ctx) if previous is None and not branch else []
         if branch == "stalled" and previous is not None:
             context = "The search stalled in the regions tried so far; the principles were revised to point elsewhere."
             avoid = ctx.search.regions_tried()
         elif branch == "improved":
             context = "The principles were just updated with results from the target task."
-        outcome = ctx.agents.refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid)
+        outcome = ctx.agents.refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid, best=best)
+        if outcome.value is None and s.on_agent_failure == "fallback" and ctx.agents.fallback_refiner is not None:
+            fallback = ctx.agents.fallback_refiner(ctx.space, pset, s.max_ops, s.target, context, avoid_regions=avoid)
     update: dict[str, Any] = {}
     if outcome is not None:
         update["usage"] = _usage(state, outcome)
     if outcome is not None and outcome.value is not None:
         mask, source, note = outcome.value, "refiner", ""
+    elif outcome is not None and fallback is not None and fallback.value is not None:
+        update["failures"] = _failed(state, "refiner")
+        mask, source = fallback.value, "offline_refiner"
+        note = f"refiner gave no usable mask ({outcome.reply.error}); the offline refiner's region is searched"
     else:
         why = outcome.reply.error if outcome is not None else "no principles"
         if outcome is not None:
@@ -151,7 +188,7 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
         else:
             mask = full_mask(ctx.space, rationale=f"full space: {why}")
             source, note = "full", f"no valid mask ({why}); searching the full space"
-    if source == "refiner" and state.get("branch") == "stalled" and previous is not None:
+    if source in ("refiner", "offline_refiner") and state.get("branch") == "stalled" and previous is not None:
         # A stalled search never goes back to a region it has tried, whatever the refiner answered:
         # the proposal is changed as little as possible (an LLM refiner is told the tried regions, but
         # may repeat one; the offline one changes its own answer the same way).
@@ -168,6 +205,8 @@ def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:
                 note = "the refiner proposed a region tried before, and every region near it was tried too"
     record = _mask_record(state, ctx, mask, source, note)
     decision = {"agent": "refiner", **(_outcome_fields(outcome) if outcome else {"ok": False}), "source": source}
+    if fallback is not None:
+        decision["fallback"] = _fallback_fields("offline refiner", fallback)
     decision |= {"note": note, "size": record["size"], "mask_version": record["version"]}
     return update | {"mask": record} | _decisions(state, decision)
 

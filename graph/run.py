@@ -242,7 +242,7 @@ class _Run:
         if w is not None:
             w.write_summary(summary)
         result = self._result(recorder, summary)
-        if final.get("done") == STOPPED_BY_LEARNER and s.on_agent_failure == "stop":
+        if final.get("done") == STOPPED_BY_LEARNER and s.on_agent_failure != "continue":
             raise AgentFailure(summary["degraded"][0], result=result)
         return result
 

@@ -196,6 +196,8 @@ def outcome_summary(outcome: AgentOutcome[Any]) -> dict[str, Any]:
         "input_tokens": reply.input_tokens,
         "output_tokens": reply.output_tokens,
         "attempts": reply.attempts,
+        "changes": reply.changes,
+        "support": reply.support,
     }
 
 

@@ -13,7 +13,7 @@ import functools
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from lapt.spaces import SearchSpace
 
@@ -77,32 +77,22 @@ def principle_draft_model(space: SearchSpace) -> type[BaseModel]:
     ``layer`` is an enum of the space's layer names (or null for a principle about the whole
     architecture) and ``favour``/``avoid`` are lists from the enum of its op names, so a free string
     such as ``"all edges"`` or ``"3x3 conv"`` is refused when the answer arrives (and sent back for
-    repair) instead of reaching the principle library. A principle about one layer may only name that
-    layer's ops, and no op may be both favoured and avoided. At most one principle per layer plus one
-    per op is accepted, which bounds the answer's length.
+    repair) instead of reaching the principle library. At most one principle per layer plus one per op
+    is accepted, which bounds the answer's length.
+
+    Rules about one principle that JSON Schema cannot carry (an op both favoured and avoided, an op its
+    layer does not have, placeholder text, duplicates) are not checked here: they are applied to each
+    principle on its own by :func:`lapt.principles.judging.judge_principles`, so that one bad principle
+    costs that principle, never the whole answer.
     """
-    layer_ops = {layer.name: set(layer.ops) for layer in space.layers}
     layer_t: Any = Literal[space.layer_names]
     op_t: Any = Literal[space.ops]
 
-    def check(self: Any) -> Any:
-        both = sorted(set(self.favour) & set(self.avoid))
-        if both:
-            raise ValueError(f"an op cannot be both favoured and avoided: {', '.join(both)}")
-        if self.layer is not None:
-            foreign = [op for op in [*self.favour, *self.avoid] if op not in layer_ops[self.layer]]
-            if foreign:
-                allowed = ", ".join(op for op in space.ops if op in layer_ops[self.layer])
-                raise ValueError(f"{self.layer} has no op {', '.join(foreign)} (its ops: {allowed})")
-        return self
-
     prefix = _class_prefix(space)
-    validators: dict[str, Any] = {"ops_of_its_layer": model_validator(mode="after")(check)}
     principle = create_model(
         f"{prefix}Principle",
         __config__=ConfigDict(extra="forbid"),
         __doc__="One design principle.",
-        __validators__=validators,
         # Few descriptions: the prompt explains the fields once, the schema goes with every call.
         statement=(str, Field(min_length=1)),
         evidence=(str, Field(default="")),

@@ -147,6 +147,16 @@ REFUSALS: dict[str, tuple[int, dict[str, Any]]] = {
         500,
         {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"},
     ),
+    # llama-cpp-python's server: its request model refuses the type, and the error comes back as a 500.
+    "llama_cpp_python": (
+        500,
+        {
+            "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input "
+            "should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or "
+            "'json_object'\"}}]",
+            "type": "internal_server_error",
+        },
+    ),
     "ollama_tools": (
         400,
         {"message": "registry.ollama.ai/library/gemma3:4b does not support tools", "type": "api_error"},
@@ -281,11 +291,17 @@ def mask_layers(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _preferred(op: str) -> int:
+    """Where a model that read the data would put ``op``: 3x3 convolutions, then skips, then the rest."""
+    return 0 if "conv_3x3" in op or op.startswith("conv3") else 1 if op.startswith("skip") else 2
+
+
 def valid_mask(schema: dict[str, Any], shift: int = 0) -> dict[str, Any]:
-    """A valid mask: ``maxItems`` ops of every layer other than ``none``, starting at the ``shift``-th."""
+    """A valid mask: ``maxItems`` ops of every layer other than ``none``, 3x3 convolutions and skips first
+    (a region that keeps some of the best source cells), starting at the ``shift``-th."""
     answer: dict[str, Any] = {}
     for name, layer in mask_layers(schema).items():
-        ops = [op for op in layer["ops"] if op != "none"] or layer["ops"][:1]
+        ops = sorted((op for op in layer["ops"] if op != "none"), key=_preferred) or layer["ops"][:1]
         k = shift % len(ops)
         ops = (ops[k:] + ops[:k])[: layer["max"] or 2]
         answer[name] = {"ops": ops, "inputs": layer["inputs"][:2]} if layer["inputs"] is not None else ops

@@ -86,7 +86,10 @@ def test_learner_sees_only_source_data(recording):
 def test_a_learner_without_principles_stops_the_run_before_any_search():
     rec = RecordingReasoner(fail={"learn"})
     with pytest.raises(AgentFailure, match="learner gave no principles") as stopped:
-        lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=8, seed=0, reasoner=rec)
+        lapt.run(
+            space="nb201", sources=["cifar10"], target="cifar100", budget=8, seed=0, reasoner=rec,
+            on_agent_failure="stop",
+        )  # fmt: skip
     result = stopped.value.result
     assert result.trials == [] and result.masks == [] and [r.kind for r in rec.requests] == ["learn"]
     assert result.summary["ended"] == "agent_failed" and result.summary["degraded"]
@@ -102,7 +105,10 @@ def test_failing_agents_fall_back_and_the_run_says_it_is_degraded():
     assert result.masks[0]["source"] == "full" and result.masks[0]["size"] == 15_625
     assert result.degraded and "learner gave no principles" in result.degraded[0]
     rec2 = RecordingReasoner(fail={"refine"})
-    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec2)
+    result = lapt.run(
+        space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec2,
+        on_agent_failure="stop",
+    )  # fmt: skip
     assert [m["source"] for m in result.masks] == ["full", "kept", "kept"]
     assert all("refine refused on purpose" in d["note"] for d in result.decisions if d["agent"] == "refiner")
     assert result.summary["agent_failures"] == {"refiner": 3} and "3 refinement(s)" in result.degraded[0]
@@ -110,6 +116,20 @@ def test_failing_agents_fall_back_and_the_run_says_it_is_degraded():
     result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec3)
     assert result.summary["adaptations"] == 2 and result.summary["adaptations_failed"] == 2
     assert sum(r.kind.startswith("adapt") for r in rec3.requests) == 2  # asked again at the next adaptation
+
+
+def test_by_default_the_offline_miner_and_refiner_stand_in_for_a_failing_model():
+    rec = RecordingReasoner(fail={"learn", "refine"})
+    result = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0, reasoner=rec)
+    assert len(result.trials) == 12 and result.summary["ended"] == "budget"
+    learner = next(d for d in result.decisions if d["agent"] == "learner")
+    assert learner["ok"] is False and learner["fallback"] == {"by": "offline miner", "ok": True, "error": None}
+    assert result.principles[0].reasoner == "offline:enrichment-miner"
+    assert [m["source"] for m in result.masks] == ["offline_refiner"] * 3
+    offline = lapt.run(space="nb201", sources=["cifar10"], target="cifar100", budget=12, seed=0)
+    assert result.masks[0]["mask"] == offline.masks[0]["mask"]  # the same region the offline run searches
+    assert "the offline miner's principles were used" in result.degraded[0]
+    assert "the offline refiner's region was searched instead 3 time(s)" in result.degraded[1]
 
 
 def test_exhausted_region_widens_to_the_full_space():

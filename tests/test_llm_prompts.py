@@ -130,8 +130,8 @@ def test_stalled_branch_lists_regions_tried_and_each_list_is_a_new_request(promp
 def test_refiner_refuses_a_region_already_tried(prompts, nb201):
     tried = mask_model(nb201, 2)(**REGION_A)
 
-    def answer(body):  # the first answer re-proposes the tried region; repairs get a fresh one
-        return REGION_A if len(body["messages"]) == 2 else None
+    def answer(body):  # the first answer re-proposes the tried region; the repair a fresh one
+        return REGION_A if len(body["messages"]) == 2 else REGION_B
 
     with FakeOpenAI(answer=answer) as fake:
         refine = make_space_refiner(LLMReasoner(settings(fake.url)), prompts)

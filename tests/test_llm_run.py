@@ -65,7 +65,7 @@ def check_masks(space: SearchSpace, run_dir: Path, max_ops: int = 2) -> list[dic
     assert [r["version"] for r in records] == list(range(len(records)))
     for r in records:
         mask = mask_model(space).model_validate(r["mask"])
-        if r["source"] in ("refiner", "untried"):
+        if r["source"] in ("refiner", "untried", "offline_refiner"):
             mask_model(space, max_ops).model_validate(r["mask"])
         else:
             assert r["source"] in ("full", "kept")
@@ -183,10 +183,29 @@ def test_config_errors_are_one_line_exit_2(fake, tmp_path):
 
 
 # -- faults everywhere: the run still completes, falls back, and says why ---------------------------------
-def test_a_learner_without_an_answer_stops_the_run_loudly(tmp_path, capsys):
-    """Every call fails: the run stops before any search (exit 3, one line), rather than search without LAPT."""
+def test_a_model_that_never_answers_is_replaced_by_the_offline_agents_and_the_run_says_so(nb201, tmp_path, capsys):
+    """Every call fails: by default the miner's principles and the offline refiner's regions are used (exit 0)."""
     with FakeOpenAI(fault_rate=1.0, faults=FAULTS, seed=3, retry_after_s=0.05) as fake:
         code = lapt_main(fake.url, tmp_path / "run", "--llm-attempts", "2", "--llm-repairs", "1", "--llm-timeout", "2")
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("DEGRADED: the learner gave no usable principles"), last
+    assert "the offline miner's principles were used" in last and "the offline refiner's region was searched" in last
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text())["evaluations"] == 20
+    decisions = read_jsonl(run / "decisions.jsonl")
+    assert decisions[0]["ok"] is False and decisions[0]["fallback"]["ok"] is True
+    records = check_masks(nb201, run)
+    assert {r["source"] for r in records} <= {"offline_refiner", "untried", "widened"}
+
+
+def test_a_learner_without_an_answer_stops_the_run_loudly(tmp_path, capsys):
+    """Every call fails and the user asked to stop: the run stops before any search (exit 3, one line)."""
+    with FakeOpenAI(fault_rate=1.0, faults=FAULTS, seed=3, retry_after_s=0.05) as fake:
+        code = lapt_main(
+            fake.url, tmp_path / "run", "--llm-attempts", "2", "--llm-repairs", "1", "--llm-timeout", "2",
+            "--on-agent-failure", "stop",
+        )  # fmt: skip
         assert {r.behaviour for r in fake.chat_requests()} <= set(FAULTS)
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lapt: ")]
     assert code == 3 and len(err) == 1 and err[0].startswith("lapt: stopped: the learner gave no principles"), err
@@ -218,7 +237,10 @@ def test_every_call_faulty_run_can_continue_in_the_full_space_and_says_it_is_deg
 def test_faults_after_learning_keep_the_previous_mask(nb201, tmp_path):
     with FakeOpenAI(fault_rate=1.0, faults=FAULTS, seed=5, retry_after_s=0.05) as fake:
         fake.script("valid")  # the learner gets its principles; every later call fails
-        code = lapt_main(fake.url, tmp_path / "run", "--llm-attempts", "2", "--llm-repairs", "1", "--llm-timeout", "2")
+        code = lapt_main(
+            fake.url, tmp_path / "run", "--llm-attempts", "2", "--llm-repairs", "1", "--llm-timeout", "2",
+            "--on-agent-failure", "stop",
+        )  # fmt: skip
         assert code == 0
     run = tmp_path / "run"
     decisions = read_jsonl(run / "decisions.jsonl")

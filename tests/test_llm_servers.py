@@ -43,6 +43,7 @@ def refine(reasoner, prompts, space):
         "vllm_outlines",
         "vllm_guidance",
         "llama_cpp_schema",
+        "llama_cpp_python",
         "generic_json_schema",
     ],
 )
@@ -177,3 +178,27 @@ def test_a_refused_forced_method_is_no_structured_output(prompts, nb201):
             and "does not support tools" in outcome.reply.error
         )
         assert len(fake.chat_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "status,message,feature",
+    [
+        (500, "('body', 'response_format', 'type'): Input should be 'text' or 'json_object'", True),
+        (503, "grammar could not be built for this request", True),
+        (502, "tool_choice is not available on this backend", True),
+        (500, "upstream failure 500", False),
+        (503, "the model is loading, try again", False),
+        (400, "This model's maximum context length is 4096 tokens; the schema and prompt need 5000", False),
+    ],
+)
+def test_a_refusal_is_read_by_meaning_whatever_its_status(status, message, feature):
+    import httpx
+    import openai
+
+    from lapt.agents.llm_servers import classify_refusal
+
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx.Response(status, request=request, json={"error": {"message": message}})
+    exc = openai.APIStatusError(message, response=response, body={"error": {"message": message}})
+    refusal = classify_refusal(exc, "json_schema", ["temperature"], strict=False)
+    assert (refusal is not None and refusal.kind == "feature") is feature

@@ -85,10 +85,11 @@ def add_run_options(p: argparse.ArgumentParser, target: bool = True) -> None:
         p.add_argument("--allow-same-task", action="store_true", help="allow source == target (leaks target data)")
         p.add_argument(
             "--on-agent-failure",
-            choices=["stop", "continue"],
-            default="stop",
-            help="when the learner gives no principles: stop with exit status 3 (default), or search the full "
-            "space without transfer and mark the run degraded",
+            choices=["fallback", "stop", "continue"],
+            default="fallback",
+            help="when a model's learner or refiner gives nothing usable: use the offline miner's principles and "
+            "the offline refiner's region and mark the run degraded (default); stop with exit status 3; or "
+            "search the full space without transfer",
         )
     p.add_argument("--max-ops", type=int, metavar="K", help="max ops per layer in a refined space (the space's)")
     p.add_argument("--top-k", type=int, default=50, help="source architectures shown to the learner")

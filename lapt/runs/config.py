@@ -329,8 +329,10 @@ class RunSettings(BaseModel):
     train: TrainSettings | None = Field(
         default=None, description="How architectures are trained (--evaluator train only)."
     )
-    on_agent_failure: Literal["stop", "continue"] = Field(
-        default="stop", description="When the learner gives no principles: stop the run, or search without transfer."
+    on_agent_failure: Literal["fallback", "stop", "continue"] = Field(
+        default="fallback",
+        description="When a model's learner or refiner gives nothing usable: use the offline miner's principles "
+        "and the offline refiner's region (fallback), stop the run, or search without transfer (continue).",
     )
 
     @field_validator("space")

@@ -23,15 +23,27 @@ def degraded_reasons(decisions: Sequence[Mapping[str, Any]], done: str | None) -
     reasons: list[str] = []
     learner = [d for d in decisions if d.get("agent") == "learner" and d.get("ok") is False]
     if learner:
-        why = learner[0].get("error") or learner[0].get("note") or "no answer"
-        stopped = " (the run stopped before any search)" if done == STOPPED_BY_LEARNER else " (no transfer)"
-        reasons.append(f"the learner gave no principles{stopped}: {why}")
+        first = learner[0]
+        why = first.get("error") or first.get("note") or "no answer"
+        if (first.get("fallback") or {}).get("ok"):
+            reasons.append(f"the learner gave no usable principles ({why}): the offline miner's principles were used")
+        else:
+            stopped = " (the run stopped before any search)" if done == STOPPED_BY_LEARNER else " (no transfer)"
+            reasons.append(f"the learner gave no principles{stopped}: {why}")
     refiner = [d for d in decisions if d.get("agent") == "refiner" and d.get("ok") is False]
     if refiner:
         first = refiner[0]
+        replaced = sum(d.get("source") == "offline_refiner" for d in refiner)
+        instead = (
+            f"the offline refiner's region was searched instead {replaced} time(s)"
+            if replaced
+            else "the previous mask or the full space was searched instead"
+        )
+        if replaced and replaced < len(refiner):
+            instead += ", the previous mask or the full space otherwise"
         reasons.append(
             f"{len(refiner)} refinement(s) without a valid mask (first: {first.get('error') or first.get('note')}); "
-            "the previous mask or the full space was searched instead"
+            + instead
         )
     adapter = [d for d in decisions if d.get("agent") == "adapter" and d.get("ok") is False]
     if adapter:
