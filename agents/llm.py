@@ -66,6 +66,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from lapt.agents.llm_answers import AnswerRejected, extract
 from lapt.agents.llm_servers import classify_refusal, server_message, too_long
+from lapt.agents.llm_transport import AnswerTooLarge, BoundedTransport
 from lapt.agents.reasoner import AgentReply, AgentRequest, Amended, FailureKind, judged
 from lapt.errors import UserError
 from lapt.llm.cache import CachedAnswer, ResponseCache, request_key
@@ -117,7 +118,8 @@ class LLMSettings:
 
     Attributes:
         base_url: the server's URL as given, credentials included; None for the OpenAI API.
-        timeout_s: per HTTP attempt; ``ChatOpenAI`` has none by default.
+        timeout_s: the deadline of each HTTP attempt, from its start to the last byte of the answer (httpx alone
+            bounds each read, see :mod:`lapt.agents.llm_transport`); ``ChatOpenAI`` has none by default.
         max_attempts: HTTP attempts per call on transient faults.
         max_repairs: rounds of "your answer is invalid because ..." before giving up.
         options: ``--llm-option`` pairs (``temperature``, ``max_tokens``, ``reasoning_effort``, extra body
@@ -225,8 +227,15 @@ def _unreachable(exc: BaseException) -> bool:
     return any(type(c).__name__ in ("ConnectError", "ConnectTimeout") for c in _causes(exc))
 
 
+def _too_large(exc: BaseException) -> bool:
+    """The answer passed the size cap (:class:`~lapt.agents.llm_transport.AnswerTooLarge`)."""
+    return any(isinstance(c, AnswerTooLarge) for c in _causes(exc))
+
+
 def _is_transient(exc: BaseException) -> bool:
-    """Worth another attempt with the same request."""
+    """Worth another attempt with the same request (not an answer over the size cap: it would come again)."""
+    if _too_large(exc):
+        return False
     if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.APIResponseValidationError)):
         return True  # includes timeouts, resets, truncated and malformed bodies (see _check_chat_response)
     if isinstance(exc, openai.APIStatusError):
@@ -238,6 +247,8 @@ def _failure_kind(exc: BaseException) -> FailureKind:
     """The :data:`~lapt.agents.reasoner.FailureKind` of the error that ended a call."""
     if isinstance(exc, NoStructuredOutput):
         return "no_structured_output"
+    if _too_large(exc):
+        return "truncated"
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
@@ -318,6 +329,14 @@ def _chat_class() -> Any:
     from langchain_openai import ChatOpenAI
 
     class ReasoningChatOpenAI(ChatOpenAI):
+        legacy_cap: bool = False  # send the answer cap as max_tokens (see _legacy_cap)
+
+        def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict:
+            payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
+            if self.legacy_cap and "max_completion_tokens" in payload:
+                payload["max_tokens"] = payload.pop("max_completion_tokens")
+            return payload
+
         def _create_chat_result(self, response: Any, generation_info: dict[str, Any] | None = None) -> Any:
             result = super()._create_chat_result(response, generation_info)
             choices = response.get("choices") if isinstance(response, dict) else getattr(response, "choices", None)
@@ -333,6 +352,19 @@ def _chat_class() -> Any:
             return result
 
     return ReasoningChatOpenAI
+
+
+def _legacy_cap(base_url: str | None) -> bool:
+    """Whether the answer cap goes as ``max_tokens`` rather than ``max_completion_tokens``.
+
+    OpenAI's API renamed the field; ``ChatOpenAI`` sends the new name everywhere. Servers that speak
+    the older dialect take it in silence and ignore it: llama-cpp-python's server generated 2,878 tokens
+    against a cap of 400. Every server but OpenAI's own gets the name all of them read.
+    """
+    if base_url is None:
+        return False
+    host = (urllib.parse.urlsplit(base_url).hostname or "").lower()
+    return not (host == "openai.com" or host.endswith(".openai.com"))
 
 
 def _text(content: Any) -> str:
@@ -367,7 +399,10 @@ class LLMReasoner:
         self._options = dict(settings.options)
         self._dropped: set[str] = set()  # default parameters the server refused (temperature, max_tokens)
         self._strict = True  # until the server refuses strict structured output
-        self._http = openai.DefaultHttpxClient(event_hooks={"response": [_check_chat_response]})
+        self._http = openai.DefaultHttpxClient(
+            transport=BoundedTransport(settings.timeout_s, limits=openai.DEFAULT_CONNECTION_LIMITS),
+            event_hooks={"response": [_check_chat_response]},
+        )
         self.chat = self._make_chat()
         self._forced = method
         self.method: str | None = method  # the method that last worked
@@ -394,6 +429,7 @@ class LLMReasoner:
             temperature=kwargs.pop("temperature", None),
             extra_body=extra or None,
             http_client=self._http,
+            legacy_cap=_legacy_cap(self.settings.base_url),
             **kwargs,
         )
 

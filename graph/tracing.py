@@ -409,6 +409,9 @@ class FileTracer(LangChainTracer):
                 message = getattr(gen, "message", None)
                 if message is not None:
                     item["message"] = dumpd(message)
+                    if getattr(message, "content", None) == gen.text:
+                        # Each answer once: the text is the message's content (a 200 MB answer was stored twice).
+                        del item["text"]
                     for key, value in (getattr(message, "usage_metadata", None) or {}).items():
                         if isinstance(value, int):
                             usage[key] = usage.get(key, 0) + value

@@ -9,7 +9,7 @@ server's own valid answer.
 Counted per request: every message's content plus 4 tokens per message and 3 for the reply (OpenAI's
 chat overhead), plus the JSON schema where the request carries one (``response_format`` or the tool's
 parameters; with JSON mode or plain text lapt writes it into the prompt, so it is in the messages).
-Answers are counted as sent back (the message content). The answer cap is the ``max_completion_tokens``
+Answers are counted as sent back (the message content). The answer cap is the ``max_tokens``
 the request carried.
 
 Targets (exit status 1 if one is missed): every request <= 3,000 tokens; every answer within its cap and
@@ -126,7 +126,7 @@ def one_run(enc: Any, space: str, source: str, target: str, budget: int) -> dict
                 "schema": schema,
                 "request": messages + schema,
                 "answer": len(enc.encode(choice)),
-                "cap": req.body.get("max_completion_tokens"),
+                "cap": req.body.get("max_tokens", req.body.get("max_completion_tokens")),
             }
         )
     ok = [d for d in result.decisions if "llm_calls" in d]

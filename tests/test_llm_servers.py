@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from fake_openai import FakeOpenAI
+from pydantic import SecretStr
 
 from lapt.agents.llm import LLMConfigError, LLMReasoner, LLMSettings
 from lapt.agents.prompts import load_prompts
@@ -124,7 +125,7 @@ def test_refused_default_answer_cap_is_dropped(prompts, nb201):
         outcome = refine(LLMReasoner(settings(fake.url)), prompts, nb201)
         assert outcome.value is not None
         first, second = fake.chat_requests()
-        assert first.body["max_completion_tokens"] > 0 and "max_completion_tokens" not in second.body
+        assert first.body["max_tokens"] > 0 and "max_tokens" not in second.body
 
 
 def test_refused_user_option_is_a_config_error(prompts, nb201):
@@ -141,7 +142,7 @@ def test_options_reach_the_wire(prompts, nb201):
         refine(LLMReasoner(settings(fake.url, options=options)), prompts, nb201)
         (req,) = fake.chat_requests()
     body = req.body
-    assert body["temperature"] == 0.6 and body["max_completion_tokens"] == 700
+    assert body["temperature"] == 0.6 and body["max_tokens"] == 700
     assert body["reasoning_effort"] == "low" and body["seed"] == 3 and body["top_k"] == 20  # top_k: extra body field
 
 
@@ -149,7 +150,7 @@ def test_null_options_remove_what_lapt_sends_by_default(prompts, nb201):
     with FakeOpenAI() as fake:
         refine(LLMReasoner(settings(fake.url, options={"temperature": None, "max_tokens": None})), prompts, nb201)
         (req,) = fake.chat_requests()
-    assert "temperature" not in req.body and "max_completion_tokens" not in req.body
+    assert "temperature" not in req.body and "max_tokens" not in req.body and "max_completion_tokens" not in req.body
 
 
 def test_default_answer_cap_keeps_request_and_answer_in_4096_tokens(prompts, nb201):
@@ -157,7 +158,7 @@ def test_default_answer_cap_keeps_request_and_answer_in_4096_tokens(prompts, nb2
         refine(LLMReasoner(settings(fake.url)), prompts, nb201)
         (req,) = fake.chat_requests()
     chars = sum(len(m["content"]) for m in req.messages)
-    cap = req.body["max_completion_tokens"]
+    cap = req.body["max_tokens"]
     # The request is a little over 3 characters per token: the cap leaves room for all of it.
     assert 256 <= cap <= 4096 - chars // 4
 
@@ -202,3 +203,18 @@ def test_a_refusal_is_read_by_meaning_whatever_its_status(status, message, featu
     exc = openai.APIStatusError(message, response=response, body={"error": {"message": message}})
     refusal = classify_refusal(exc, "json_schema", ["temperature"], strict=False)
     assert (refusal is not None and refusal.kind == "feature") is feature
+
+
+def test_the_answer_cap_goes_as_max_tokens_except_to_openai():
+    """llama-cpp-python ignores max_completion_tokens; only OpenAI's own API gets the new name."""
+    from langchain_core.messages import HumanMessage
+
+    for url, field in [
+        ("http://127.0.0.1:8080/v1", "max_tokens"),
+        ("http://localhost:11434/v1", "max_tokens"),
+        ("https://api.openai.com/v1", "max_completion_tokens"),
+        (None, "max_completion_tokens"),
+    ]:
+        reasoner = LLMReasoner(LLMSettings(model="m", base_url=url, api_key=SecretStr("sk-test")))
+        payload = reasoner.chat._get_request_payload([HumanMessage("hi")], max_tokens=123)
+        assert payload.get(field) == 123 and len({"max_tokens", "max_completion_tokens"} & set(payload)) == 1, url

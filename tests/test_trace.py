@@ -212,7 +212,8 @@ def test_llm_calls_carry_messages_usage_and_repairs_and_no_key_anywhere(tmp_path
         assert r["name"] == "json_schema_attempt_1"
         sent = r["inputs"]["messages"][0]
         assert sent[0]["id"][-1] == "SystemMessage" and sent[1]["kwargs"]["content"]
-        assert r["outputs"]["generations"][0][0]["text"]  # the raw answer
+        generation = r["outputs"]["generations"][0][0]
+        assert generation["message"]["kwargs"]["content"] and "text" not in generation  # the raw answer, once
         assert "api_key" not in json.dumps(r["extra"]["invocation_params"])
     parents = {r["id"]: r for r in trace.runs}
     assert {parents[r["parent_run_id"]]["name"] for r in llm_runs} == {"answer", "repair_1"}
