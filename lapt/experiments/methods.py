@@ -22,7 +22,7 @@ from typing import Any
 
 from lapt.experiments.failures import count_failures
 from lapt.experiments.oracle import OracleRegion, best_region
-from lapt.experiments.plan import BenchConfig, Job
+from lapt.experiments.plan import LAPT_METHODS, BenchConfig, Job
 from lapt.runs.config import RunSettings
 from lapt.schemas import Trial
 from lapt.search.metrics import (
@@ -87,8 +87,9 @@ def settings_for(job: Job, config: BenchConfig, llm: Any = None) -> tuple[RunSet
         "on_agent_failure": "continue",
         "allow_same_task": config.allow_same_task,
     }
-    if llm is not None:
-        values |= {"reasoner": "llm", "llm": llm.public()}
+    if llm is not None and job.method != "lapt-offline":
+        # A model's run falls back to the offline agents as a user's would (and is counted as degraded).
+        values |= {"reasoner": "llm", "llm": llm.public(), "on_agent_failure": "fallback"}
         # Every job of the bench shares one response cache (SQLite, safe across processes), so a repeated
         # bench replays every answer and costs nothing.
         values["llm_cache"] = config.llm_cache
@@ -140,9 +141,12 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
     failed_decisions, degraded = 0, False
     mask_counts = None
     outside_share: float | None = None  # LAPT runs: share of evaluations outside the refined region
-    if job.method in ("lapt", "lapt-transfer"):
+    principle_changes: int | None = None  # LAPT runs: what the judgement of the answers dropped
+    if job.method in LAPT_METHODS:
         from lapt.api import execute
 
+        if job.method == "lapt-offline":
+            llm = None
         settings, _ = settings_for(job, config, llm)
         result = execute(settings, space, llm=llm, run_dir=False)
         trials = result.trials
@@ -152,6 +156,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         ended = str(result.summary.get("ended") or "budget")
         adaptations = int(result.summary.get("adaptations", 0))
         failed_decisions = sum(d.get("ok") is False for d in result.decisions)
+        principle_changes = sum(len(d.get("changes") or []) for d in result.decisions if d.get("agent") != "refiner")
         degraded = bool(result.degraded)
         if trials and result.settings.escape:  # only trials drawn outside the region carry the flag
             outside_share = sum(t.extras.get("outside_region") is True for t in trials) / len(trials)
@@ -196,6 +201,7 @@ def run_job(job: Job, config: BenchConfig, llm: Any = None) -> JobResult:
         "region_size": region_size,
         "adaptations": adaptations,
         "outside_share": outside_share,
+        "principle_changes": principle_changes,
         **usage,
         "failed_decisions": failed_decisions,
         "degraded": degraded,

@@ -14,16 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lapt.errors import UserError
 
-MethodName = Literal["lapt", "lapt-transfer", "rea", "random", "rea-oracle"]
-METHODS: tuple[MethodName, ...] = ("lapt", "lapt-transfer", "rea", "random", "rea-oracle")
+MethodName = Literal["lapt", "lapt-offline", "lapt-transfer", "rea", "random", "rea-oracle"]
+METHODS: tuple[MethodName, ...] = ("lapt", "lapt-offline", "lapt-transfer", "rea", "random", "rea-oracle")
+DEFAULT_METHODS: tuple[MethodName, ...] = ("lapt", "lapt-transfer", "rea", "random", "rea-oracle")
+"""``lapt-offline`` is LAPT with the offline miner whatever ``--llm`` says: the default methods add it when
+a bench runs an LLM, so every LLM bench shows whether the model beats the miner on the same seeds."""
 LABELS: dict[str, str] = {
     "lapt": "LAPT",
+    "lapt-offline": "LAPT, offline miner",
     "lapt-transfer": "LAPT, transfer only",
     "rea": "REA (full space)",
     "random": "Random (full space)",
     "rea-oracle": "REA in oracle region (ceiling)",
 }
-LAPT_METHODS = ("lapt", "lapt-transfer")
+LAPT_METHODS = ("lapt", "lapt-offline", "lapt-transfer")
 # The paper's budgets: 20 evaluations on NB201 (we run 100 to also report 50/100), 50 on TNB101; 50 on
 # every other space with a table.
 DEFAULT_BUDGET = {"nb201": 100, "tnb101": 50}

@@ -18,7 +18,7 @@ import numpy as np
 from lapt.experiments.files import CURVES_PNG, MASKS_PNG, CurvesFile
 from lapt.experiments.plan import LABELS, LAPT_METHODS, space_label
 
-COLORS = {"lapt": "C0", "lapt-transfer": "C2", "rea": "C1", "random": "C7", "rea-oracle": "C3"}
+COLORS = {"lapt": "C0", "lapt-offline": "C4", "lapt-transfer": "C2", "rea": "C1", "random": "C7", "rea-oracle": "C3"}
 
 
 def _pyplot() -> Any:

@@ -219,6 +219,7 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
                 str(sum(r.llm_calls for r in rs)),
                 str(sum(r.input_tokens for r in rs)),
                 str(sum(r.output_tokens for r in rs)),
+                str(sum(r.principle_changes or 0 for r in rs)),
                 str(sum(r.failed_decisions for r in rs)),
                 f"{sum(r.degraded for r in rs)}/{len(rs)}",
             ]
@@ -233,14 +234,17 @@ def summary_markdown(rows: list[ResultRow], curves: CurvesFile) -> str:
             "LLM calls",
             "input tokens",
             "output tokens",
+            "principle changes",
             "failed agent decisions",
             "degraded runs",
         ],
         usage_rows,
     )
     out += [
-        "A failed agent decision is one without a valid answer (the run kept its previous mask or principles); a "
-        "degraded run is one an agent failed (no principles: it searched the full space), see each run's summary.",
+        "A principle change is an op or a principle that the part-by-part judgement of an answer dropped (a rule "
+        "broken, or a claim the source data contradicts). A failed agent decision is one without a valid answer "
+        "(the offline agents stood in, or the run kept its previous mask or principles); a degraded run is one an "
+        "agent failed, see each run's summary.",
         "",
     ]
     out += [

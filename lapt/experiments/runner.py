@@ -32,7 +32,7 @@ from lapt.experiments.plan import LAPT_METHODS, BenchConfig, Job, plan_jobs, spa
 from lapt.spaces import MaskSpec
 
 # Rough relative cost of a job, to start the slow ones first and keep every worker busy to the end.
-_COST = {"lapt": 10, "lapt-transfer": 4, "rea": 1, "random": 1, "rea-oracle": 1}
+_COST = {"lapt": 10, "lapt-offline": 10, "lapt-transfer": 4, "rea": 1, "random": 1, "rea-oracle": 1}
 
 
 WATCH_S = 0.2

@@ -21,7 +21,7 @@ from lapt.experiments.plan import LABELS
 from lapt.experiments.stats import BETTER_T, WORSE_T, format_t, verdict, welch_t, win_tie_loss
 from lapt.search.metrics import mean_std
 
-SHORT = {"lapt": "LAPT", "lapt-transfer": "transfer only", "rea": "REA"}
+SHORT = {"lapt": "LAPT", "lapt-offline": "offline miner", "lapt-transfer": "transfer only", "rea": "REA"}
 
 
 def _fmt(values: Sequence[float | None], digits: int) -> str:
@@ -43,14 +43,14 @@ def who_won_markdown(
     positive t and a win still mean the subject did better.
     """
     subject = "lapt" if "lapt" in methods else "lapt-transfer" if "lapt-transfer" in methods else None
-    rivals = [m for m in ("rea", "lapt-transfer") if m in methods and m != subject]
+    rivals = [m for m in ("rea", "lapt-transfer", "lapt-offline") if m in methods and m != subject]
     if subject is None or not rivals:
         return []
     by: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
     for r in rows:
         by[(r.pair, r.method)].append(r)
     budgets = sorted({b for r in rows for b in r.finals})
-    shown = [subject, *(m for m in ("lapt-transfer", "rea") if m in rivals)]
+    shown = [subject, *(m for m in ("lapt-offline", "lapt-transfer", "rea") if m in rivals)]
     sign = 1.0 if higher_is_better else -1.0
 
     def signed(v: float | None) -> float | None:
