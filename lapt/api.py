@@ -71,7 +71,8 @@ def run(
 
     Raises:
         UserError: bad input (one line says what).
-        AgentFailure: the learner gave no principles and ``on_agent_failure`` is ``"stop"``.
+        AgentFailure: the learner gave no principles and ``on_agent_failure`` is ``"stop"``, or is
+            ``"fallback"`` (the default) and the offline miner gave none either.
     """
     values = {"space": space, "sources": list(sources), "target": target, "budget": budget, "seed": seed, **settings}
     if isinstance(evaluator, str):  # a setting ("table", "train", "python:MODULE:FUNCTION"), not an object
