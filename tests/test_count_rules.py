@@ -165,7 +165,7 @@ def test_the_macro_example_states_its_rule_and_its_table_holds_exactly_the_allow
     down, widen = {"down", "down_widen"}, {"widen", "down_widen"}
     for g in space.enumerate():
         assert 1 <= sum(op in down for op in g) <= 4 and 1 <= sum(op in widen for op in g) <= 3
-    assert space.to_str(("down_widen", "down", "keep", "widen", "keep", "none")) == "64-431210-basic"
+    assert space.to_str(("down_widen", "down", "keep", "widen", "keep", "none")) == "64-43121-basic"
     check = subprocess.run([sys.executable, str(EXAMPLE.parent / "make_table.py"), "--check"],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -185,3 +185,33 @@ def test_a_ten_seed_bench_on_the_macro_example_makes_no_invalid_proposal(tmp_pat
         out / "summary.md"
     ).read_text()
     capsys.readouterr()
+
+
+# -- short strings for variable-depth spaces ----------------------------------------------------------------
+def test_a_short_string_reads_as_its_left_out_layers_and_omit_absent_writes_it(tmp_path, capsys):
+    padded = load_user_space(write(tmp_path, MACRO))
+    five = ("conv", "pool", "sep", "conv", "pool", "none")
+    assert padded.from_str("64-cpscp-basic") == padded.from_str("64-cpscp0-basic") == five
+    assert padded.to_str(five) == "64-cpscp0-basic"  # the default form keeps writing every layer
+    assert padded.from_str("64-cpsc-basic") == ("conv", "pool", "sep", "conv", "none", "none")
+    with pytest.raises(UserError, match=r"expected 4 to 6 ops written as one symbol each, got 3"):
+        padded.from_str("64-cps-basic")
+    short = load_user_space(write(tmp_path, MACRO.replace('suffix = "-basic"', 'suffix = "-basic"\nomit_absent = true'),
+                                  name="short"))
+    assert short.to_str(five) == "64-cpscp-basic" and short.from_str("64-cpscp-basic") == five
+    assert short.to_str(("conv",) * 6) == "64-cccccc-basic"
+    assert all(short.from_str(short.to_str(g)) == g for g in short.enumerate())
+    no_optional = MACRO.replace('suffix = "-basic"', 'suffix = "-basic"\nomit_absent = true').replace(
+        'optional = ["layer_5", "layer_6"]', ""
+    )
+    with pytest.raises(UserError, match=r"\[arch\] omit_absent leaves out absent optional layers: \[validity\]"):
+        load_user_space(write(tmp_path, no_optional, name="bad"))
+
+
+def test_the_macro_example_reads_and_prints_the_benchmarks_own_strings(capsys):
+    space = load_user_space(EXAMPLE)
+    g = space.from_str("64-43121-basic")
+    assert g == ("down_widen", "down", "keep", "widen", "keep", "none") == space.from_str("64-431210-basic")
+    assert space.to_str(g) == "64-43121-basic"
+    assert main(["eval", str(EXAMPLE), "64-431210-basic", "--task", "segment"]) == 0
+    assert capsys.readouterr().out.startswith("64-43121-basic  task=segment  val=")

@@ -66,7 +66,8 @@ def _print_user_space(space: SearchSpace) -> None:
     print(printable(f"         file: {space.source} (sha256 {space.spec_sha256[:12]})"))
     fmt = space.arch_format
     example = space.to_str(next(iter(space.enumerate(limit=space.size()))))
-    print(f"         arch format: {fmt.format}, e.g. {example}")
+    omitted = "; left-out optional layers are not written (omit_absent)" if fmt.omit_absent else ""
+    print(f"         arch format: {fmt.format}, e.g. {example}{omitted}")
     for line in _validity_lines(space):
         print(f"         {line}")
     d = space.search_defaults()

@@ -63,6 +63,7 @@ class ArchFormat:
     prefix: str = ""
     suffix: str = ""
     symbols: Mapping[str, str] | None = None  # op -> symbol, for ``digits``
+    omit_absent: bool = False  # write strings without their left-out optional layers (the benchmark's form)
 
 
 class UserSpace(CellSpace):
@@ -138,8 +139,36 @@ class UserSpace(CellSpace):
     # -- codec -------------------------------------------------------------------------------------
     def to_str(self, genotype: Genotype) -> str:
         fmt = self._arch
+        if fmt.omit_absent:
+            genotype = genotype[: len(genotype) - self._trailing_absent(genotype)]
         parts = [fmt.symbols[op] for op in genotype] if fmt.symbols is not None else [str(op) for op in genotype]
         return fmt.prefix + fmt.separator.join(parts) + fmt.suffix
+
+    def _trailing_absent(self, genotype: Genotype) -> int:
+        """How many layers at the end of ``genotype`` are optional layers left out (holding the absent op)."""
+        validity = self.validity
+        if validity is None or not validity.optional:
+            return 0
+        k = 0
+        while k < len(genotype) and (len(genotype) - 1 - k) in validity.optional and (
+            genotype[len(genotype) - 1 - k] == validity.absent
+        ):
+            k += 1
+        return k
+
+    def _padded(self, parts: list[str]) -> list[str]:
+        """A short string's ops with its left-out optional layers written back as the absent op.
+
+        A benchmark names a 5-module network without a symbol for its missing sixth module; with
+        optional layers, the ops a string lacks can only be those layers, left out from the end.
+        """
+        validity = self.validity
+        missing = len(self.layers) - len(parts)
+        if validity is None or validity.absent is None or missing <= 0 or missing > len(validity.optional):
+            return parts
+        absent = validity.absent
+        fill = self._arch.symbols[absent] if self._arch.symbols is not None else absent
+        return [*parts, *([fill] * missing)]
 
     def from_str(self, arch: str) -> Genotype:
         fmt = self._arch
@@ -149,11 +178,15 @@ class UserSpace(CellSpace):
         if not text.endswith(fmt.suffix) or len(text) < len(fmt.prefix) + len(fmt.suffix):
             raise UserError(f"{self.name}: malformed arch string {arch!r}: must end with {fmt.suffix!r}")
         text = text[len(fmt.prefix) : len(text) - len(fmt.suffix)]
-        parts = text.split(fmt.separator) if fmt.separator else list(text)
+        parts = self._padded(text.split(fmt.separator) if fmt.separator else list(text))
         n = len(self.layers)
         if len(parts) != n:
             how = f"joined by {fmt.separator!r}" if fmt.separator else "written as one symbol each"
-            raise UserError(f"{self.name}: malformed arch string {arch!r}: expected {n} ops {how}, got {len(parts)}")
+            optional = len(self.validity.optional) if self.validity is not None else 0
+            expected = f"{n - optional} to {n}" if optional else f"{n}"
+            raise UserError(
+                f"{self.name}: malformed arch string {arch!r}: expected {expected} ops {how}, got {len(parts)}"
+            )
         if fmt.symbols is not None:
             unknown = [p for p in parts if p not in self._from_symbol]
             if unknown:
@@ -288,6 +321,8 @@ def load_user_space(path: str | Path, read_table: bool = True) -> UserSpace:
 
     space = _build(spec, fail, path.resolve(), hashlib.sha256(raw).hexdigest())
     space.validity = build_rules(spec.validity, spec.kind, space.layers, fail)
+    if spec.arch.omit_absent and not spec.validity.optional:
+        raise fail("[arch] omit_absent leaves out absent optional layers: [validity] declares none (optional = [...])")
     if space.validity is not None and space.size() == 0:
         raise fail("[validity] leaves no valid architecture: every op combination is forbidden")
     dead = space.region_problem(space.full_mask())  # what every refined region is held to, the space first
@@ -494,7 +529,9 @@ def _check_arch(spec: SpaceFile, layers: Sequence[LayerSpec], fail: _Fail) -> Ar
         clash = [op for op in used if sep in op]
         if clash:
             raise fail(f"[arch] separator {sep!r} occurs in op name {clash[0]!r}; choose another separator")
-        return ArchFormat(format="ops_joined", separator=sep, prefix=entry.prefix, suffix=entry.suffix)
+        return ArchFormat(
+            format="ops_joined", separator=sep, prefix=entry.prefix, suffix=entry.suffix, omit_absent=entry.omit_absent
+        )
     sep = entry.separator or ""
     symbols: dict[str, str] = {}
     for op in used:
@@ -507,4 +544,11 @@ def _check_arch(spec: SpaceFile, layers: Sequence[LayerSpec], fail: _Fail) -> Ar
         if other is not None:
             raise fail(f"[arch] ops {other!r} and {op!r} share the symbol {symbol!r}")
         symbols[op] = symbol
-    return ArchFormat(format="digits", separator=sep, prefix=entry.prefix, suffix=entry.suffix, symbols=symbols)
+    return ArchFormat(
+        format="digits",
+        separator=sep,
+        prefix=entry.prefix,
+        suffix=entry.suffix,
+        symbols=symbols,
+        omit_absent=entry.omit_absent,
+    )

@@ -46,6 +46,7 @@ class ArchEntry(_Strict):
     separator: str | None = None
     prefix: str = ""
     suffix: str = ""
+    omit_absent: bool = False
 
 
 class TableEntry(_Strict):
