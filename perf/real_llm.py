@@ -10,7 +10,8 @@ NB201, cifar10 -> cifar100, budget 20, seeds 0..N-1, three ways on the same seed
 * ``offline``: the offline miner in-process; and ``rea``: regularized evolution in the full space.
 
 Reported per agent (learner, refiner, adapter): calls, answers kept, principles dropped by the
-part-by-part judgement, masks refused (ungrounded or invalid), seconds per call; per method: the mean
+part-by-part judgement, masks refused (ungrounded or invalid), seconds per call (a run's wall time over
+its calls); per method: the mean
 best test accuracy over the seeds, and whether every run completed.
 
 Run: ``python perf/real_llm.py --seeds 5`` (about 3 minutes per SmolLM2 run on 2 cores).
@@ -144,7 +145,7 @@ def main() -> int:
         if not per:
             continue
         print(f"\n{m}: per agent over {len(rows[m])} runs")
-        head = ("agent", "decisions", "calls", "kept", "principles dropped", "masks refused", "s/call")
+        head = ("agent", "decisions", "calls", "kept", "principles dropped", "masks refused", "s/call*")
         print(" ".join(f"{h:>{w}}" for h, w in zip(head, (8, 9, 6, 5, 18, 13, 7), strict=True)))
         for agent in ("learner", "refiner", "adapter"):
             f = per.get(agent)
@@ -153,6 +154,7 @@ def main() -> int:
                     f"{agent:>8} {f['decisions']:>9.0f} {f['calls']:>6.0f} {f['kept']:>5.0f} {f['dropped']:>18.0f} "
                     f"{f['refused']:>13.0f} {f['s_per_call'] / len(rows[m]):>7.1f}"
                 )
+    print("* seconds per LLM call, the run's wall time over its calls (the search's own time included)")
     return 1 if failed else 0
 
 
