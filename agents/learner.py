@@ -15,7 +15,7 @@ from lapt.agents.reasoner import AgentRequest, Reasoner
 from lapt.schemas import PrincipleSet, draft_principles, principle_draft_model
 from lapt.spaces import Genotype, SearchSpace
 from lapt.transfer.evidence import layer_statistics
-from lapt.transfer.grounding import SourceSupport
+from lapt.transfer.grounding import SourceSupport, top_indices
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def make_principle_learner(reasoner: Reasoner, prompts: PromptSet, top_k: int = 
         blocks, payload_sources = [], {}
         titled = len(sources) > 1  # tasks are named (a heading, a label per line) only when there are several
         for src in sources:
-            order = np.argsort(-np.nan_to_num(src.values, nan=-np.inf), kind="stable")[:top_k]
+            order = top_indices(src.values, top_k)
             top = [(space.describe_genotype(src.archs[i]), float(src.values[i])) for i in order]
             stats = layer_statistics(space, src.archs, src.values, top_k)
             rows = compact.architecture_rows(

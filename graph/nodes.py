@@ -22,14 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from lapt.agents.adapter import AdaptInput, TargetRow
 from lapt.agents.outcome import AgentOutcome
 from lapt.graph.context import RunContext
 from lapt.graph.state import LaptState
 from lapt.runs.summary import STOPPED_BY_LEARNER
 from lapt.schemas import PrincipleSet
+from lapt.transfer.grounding import source_best
 from lapt.transfer.masks import from_spec, full_mask, mask_model, recorded_size, to_spec
 from lapt.transfer.regions import layer_scores, untried_region
 from lapt.transfer.target_evidence import evidence_of, op_weights, source_archs
@@ -141,11 +140,7 @@ def _source_best(ctx: RunContext) -> list[Any]:
     """The source tasks' top-k architectures the learner saw (what a first region must keep enough of)."""
     if not ctx.settings.sources:
         return []
-    best: list[Any] = []
-    for src in ctx.sources():
-        values = np.nan_to_num(np.asarray(src.values, dtype=float), nan=-np.inf)
-        best.extend(src.archs[int(i)] for i in np.argsort(-values, kind="stable")[: ctx.settings.top_k])
-    return best
+    return source_best([(src.archs, src.values) for src in ctx.sources()], ctx.settings.top_k)
 
 
 def refine_space(state: LaptState, ctx: RunContext) -> dict[str, Any]:

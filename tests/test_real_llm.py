@@ -20,7 +20,7 @@ from llama_server import MODEL_ALIAS, llama_server
 
 from lapt.graph.assembly import source_data
 from lapt.spaces import get_space
-from lapt.transfer.grounding import SourceSupport
+from lapt.transfer.grounding import source_best
 from lapt.transfer.mask_judging import mask_problem
 from lapt.transfer.masks import mask_model, to_spec
 
@@ -66,7 +66,7 @@ def test_a_real_model_on_a_real_llama_cpp_server_runs_to_the_end(server_url, tmp
     for m in masks:
         mask_model(space).model_validate(m["mask"])
     first = masks[0]
-    best = SourceSupport.of(space, [(s.archs, s.values) for s in source_data(space, ["cifar10"])], 50).best
+    best = source_best([(s.archs, s.values) for s in source_data(space, ["cifar10"])], 50)
     if first["source"] == "refiner":
         spec = to_spec(space, mask_model(space)(**first["mask"]))
         principles = json.loads((run / "principles" / "v0.json").read_text())["principles"]

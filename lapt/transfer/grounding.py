@@ -9,8 +9,8 @@ with the same figures, in the same words, in ``decisions.jsonl``, the trace and 
 The score is a binomial z: ``(top - k * share) / sqrt(k * share * (1 - share))`` for an op found ``top``
 times among ``k`` top slots. A favoured op at ``z <= -Z_CONTRADICTS`` (far rarer among the best than
 among all) is contradicted, and so is an avoided op at ``z >= Z_CONTRADICTS``. Two standard deviations:
-at k = 50 an op on 20 % of all cells is contradicted as favoured when it is on 4 or fewer of the best,
-which the 50 best cells of NAS-Bench-201 never show by chance for an op that helps.
+at k = 50 an op on 20 % of all cells is contradicted as favoured when it is on 4 or fewer of the best
+(10 expected).
 
 A region is scored the same way (:func:`region_coverage`): the share of the source's top-k inside it.
 """
@@ -80,16 +80,16 @@ class SourceSupport:
         k_used = 0
         for archs, values in sources:
             vals = np.asarray(values, dtype=float)
-            idx = np.flatnonzero(~np.isnan(vals))
-            if not len(idx):
+            measured = ~np.isnan(vals)
+            if not measured.any():
                 continue
-            codes = op_codes(space, archs)[idx]
-            order = np.argsort(-vals[idx], kind="stable")[:top_k]
-            best.extend(archs[int(idx[i])] for i in order)
-            n_all += len(idx)
+            codes = op_codes(space, archs)
+            order = top_indices(vals, top_k)
+            best.extend(archs[int(i)] for i in order)
+            n_all += int(measured.sum())
             k_used += len(order)
             for li, layer in enumerate(space.layers):
-                counts = np.bincount(codes[:, li], minlength=len(layer.ops))
+                counts = np.bincount(codes[measured, li], minlength=len(layer.ops))
                 top_counts = np.bincount(codes[order, li], minlength=len(layer.ops))
                 for k, op in enumerate(layer.ops):
                     total[layer.name][op] += int(counts[k])
@@ -113,6 +113,18 @@ class SourceSupport:
         if s is None:
             return None
         return s if (s.z <= -Z_CONTRADICTS if favoured else s.z >= Z_CONTRADICTS) else None
+
+
+def top_indices(values: np.ndarray, top_k: int) -> np.ndarray:
+    """Indices of the ``top_k`` highest ``values`` (NaN left out), best first, ties in index order."""
+    vals = np.asarray(values, dtype=float)
+    idx = np.flatnonzero(~np.isnan(vals))
+    return idx[np.argsort(-vals[idx], kind="stable")[:top_k]]
+
+
+def source_best(sources: Sequence[tuple[Sequence[Genotype], np.ndarray]], top_k: int) -> list[Genotype]:
+    """The ``top_k`` best architectures of each source (what the learner was shown), pooled."""
+    return [archs[int(i)] for archs, values in sources for i in top_indices(values, top_k)]
 
 
 def region_coverage(space: SearchSpace, spec: MaskSpec, best: Sequence[Genotype]) -> float:
